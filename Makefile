@@ -1,0 +1,59 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+# Both create .venv, install the pinned set from requirements.lock (uv), then act.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+VAR := var
+DATA ?= $(VAR)/sample_portfolio
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/$(VAR)/mlflow/mlflow.db
+export MLFLOW_ARTIFACTS_DIR ?= $(CURDIR)/$(VAR)/mlflow/artifacts
+export BENTOML_HOME ?= $(CURDIR)/$(VAR)/bentoml
+export OMP_NUM_THREADS ?= 1
+export PYTHONHASHSEED := 0
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: help install run train serve sample-data test test-fast benchmarks lint clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): requirements.lock pyproject.toml
+	@echo ">> creating $(VENV) and installing the pinned set (requirements.lock)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create the venv and install the pinned dependencies
+
+sample-data: $(STAMP)  ## generate the synthetic sample portfolio if absent
+	@test -f $(DATA)/sites.csv || $(BIN)/vpp sample-data --out $(DATA)
+
+train: sample-data  ## train every model kind the sample portfolio has, log to MLflow
+	$(BIN)/vpp train-all --data $(DATA)
+
+run: train  ## set up, train on the sample portfolio, serve the API on 127.0.0.1:3000
+	$(BIN)/vpp serve --data $(DATA) --host $(HOST) --port $(PORT)
+
+serve: $(STAMP)  ## serve the API (models must be registered)
+	$(BIN)/vpp serve --data $(DATA) --host $(HOST) --port $(PORT)
+
+test: $(STAMP)  ## run the whole test suite
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)  ## unit tests only (no servers, no shared data)
+	$(BIN)/python -m pytest -q -m "not integration and not shared_data"
+
+benchmarks: $(STAMP)  ## full accuracy and speed benchmarks on ../shared/data
+	$(BIN)/python -m benchmarks.run_all
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:  ## remove the venv and generated state
+	rm -rf $(VENV) $(VAR)

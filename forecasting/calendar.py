@@ -149,10 +149,10 @@ def calendar_features(
     )
     t = types.reindex(dates).to_numpy()
     working = {"workday", "swapped_workday"}
-    doy = local.dayofyear.to_numpy()
+    doy = local.day_of_year.to_numpy()
     feats = {
         "cal_minute_of_day": (local.hour * 60 + local.minute).to_numpy(),
-        "cal_day_of_week": local.dayofweek.to_numpy(),
+        "cal_day_of_week": local.day_of_week.to_numpy(),
         "cal_is_working_day": np.isin(t, list(working)).astype(np.int8),
         "cal_is_holiday": (t == "holiday").astype(np.int8),
         "cal_is_swapped_workday": (t == "swapped_workday").astype(np.int8),

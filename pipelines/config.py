@@ -1,0 +1,36 @@
+"""Training configuration: one pydantic model, units in the field names."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.forecaster import DEFAULT_BUCKETS, SiteForecaster
+from models.quantile import DEFAULT_QUANTILES, check_quantiles
+
+
+class TrainingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    quantiles: tuple[float, ...] = Field(DEFAULT_QUANTILES, description="levels trained")
+    holdout_days: float = Field(14, gt=0, description="held-out window before train_end")
+    issue_hour_local: float = Field(12, ge=0, lt=24, description="day-ahead issue hour, local")
+    calibration_days: float = Field(14, ge=0, description="conformal calibration window; 0=off")
+    max_training_days: float | None = Field(365, gt=0, description="history used for training")
+    n_estimators: int = Field(200, gt=0)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(31, ge=2)
+    min_child_samples: int = Field(20, ge=1)
+    random_state: int = 0
+
+    @field_validator("quantiles")
+    @classmethod
+    def _levels(cls, v):
+        return check_quantiles(v)
+
+    def forecaster(self, kind: str) -> SiteForecaster:
+        return SiteForecaster(
+            kind=kind, quantiles=self.quantiles, buckets=DEFAULT_BUCKETS,
+            n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves, min_child_samples=self.min_child_samples,
+            calibration_days=self.calibration_days, max_training_days=self.max_training_days,
+            random_state=self.random_state)

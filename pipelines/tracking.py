@@ -1,0 +1,114 @@
+"""MLflow: where runs go, one experiment per model kind, registry names and aliases.
+
+The tracking URI comes from ``MLFLOW_TRACKING_URI``; when it is unset the default is a local
+sqlite store ``var/mlflow/mlflow.db`` under the current directory (``make`` runs from the
+project root) with artifacts in ``var/mlflow/artifacts``. Nothing here sets the URI globally
+on import: ``tracking_session(uri)`` sets it for the duration of a ``with`` block and
+restores the previous one.
+
+Registry: a site's model is registered as ``<kind>-<site_id>`` (``load-load_c01``); the
+alias ``champion`` marks the version that serves, ``challenger`` the latest that did not
+beat it on the same held-out window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow tracking store cannot be reached or opened."""
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{Path.cwd() / 'var' / 'mlflow' / 'mlflow.db'}"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def artifacts_root(uri: str) -> str | None:
+    """Artifact root for new experiments: MLFLOW_ARTIFACTS_DIR, else next to a sqlite file."""
+    if os.environ.get("MLFLOW_ARTIFACTS_DIR"):
+        return Path(os.environ["MLFLOW_ARTIFACTS_DIR"]).resolve().as_uri()
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    return None  # a tracking server decides
+
+
+def registered_name(kind: str, site_id: str) -> str:
+    return f"{kind}-{site_id}"
+
+
+def experiment_name(kind: str) -> str:
+    return f"vpp-{kind}"
+
+
+@contextlib.contextmanager
+def tracking_session(uri: str | None = None):
+    """Use ``uri`` (default: ``tracking_uri()``) for MLflow calls inside the block."""
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    previous = mlflow.get_tracking_uri() if _uri_was_set() else None
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        check_reachable(client, uri)
+        yield client
+    finally:
+        if previous is not None:
+            mlflow.set_tracking_uri(previous)
+            mlflow.set_registry_uri(previous)
+
+
+def _uri_was_set() -> bool:
+    from mlflow.tracking._tracking_service import utils
+
+    return utils._tracking_uri is not None
+
+
+def check_reachable(client: MlflowClient, uri: str) -> None:
+    try:
+        client.search_experiments(max_results=1)
+    except (MlflowException, OSError, ConnectionError) as err:
+        raise TrackingUnavailableError(
+            f"MLflow tracking store {uri} cannot be reached ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}); start the server or set MLFLOW_TRACKING_URI "
+            "to a reachable store (default: the local sqlite file var/mlflow/mlflow.db)"
+        ) from err
+    except Exception as err:  # requests' errors and the like from an http store
+        if "Connection" in type(err).__name__ or "Timeout" in type(err).__name__:
+            raise TrackingUnavailableError(
+                f"MLflow tracking server {uri} is unreachable ({type(err).__name__}); start it "
+                "or set MLFLOW_TRACKING_URI"
+            ) from err
+        raise
+
+
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    root = artifacts_root(client.tracking_uri)
+    location = f"{root}/{name}" if root else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def champion_version(client: MlflowClient, name: str):
+    """The registered version under alias ``champion``, or None."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None

@@ -1,0 +1,202 @@
+"""Training a site's forecaster, in two layers (OpenSTEF-style).
+
+``train_core`` is pure: frames in, a fitted model and its held-out scores out. The model is
+fitted on measurements before ``train_end - holdout_days`` and scored on the held-out days
+with the day-ahead schedule (issued ``issue_hour_local`` the day before); the registered
+model is exactly the one scored.
+
+``train_site`` adds MLflow: one run in experiment ``vpp-<kind>`` with params, data window,
+held-out metrics (overall and per lead hour), plots and importances, the model (pyfunc,
+signature, pinned requirements) registered as ``<kind>-<site_id>``. Promotion: the new
+version becomes ``champion`` when there is none or when its mean pinball loss on the *same*
+held-out window is lower than the current champion's (re-scored there now); otherwise it
+becomes ``challenger``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+
+from forecasting.errors import InsufficientDataError
+from forecasting.portfolio import Portfolio, SiteData, as_utc
+from pipelines import plots
+from pipelines.config import TrainingConfig
+from pipelines.evaluation import (
+    attach_actuals,
+    day_ahead_schedule,
+    forecast_schedule,
+    score_forecasts,
+)
+from pipelines.mlflow_model import ForecasterModel, pip_requirements
+from pipelines.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    champion_version,
+    ensure_experiment,
+    experiment_name,
+    registered_name,
+    tracking_session,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    site_id: str
+    kind: str
+    model: object
+    train_end: pd.Timestamp
+    holdout_start: pd.Timestamp
+    holdout_forecasts: pd.DataFrame
+    metrics: dict
+    per_lead_hour: pd.DataFrame
+    fit_seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+def default_train_end(data: SiteData) -> pd.Timestamp:
+    """The end of the last measured interval (train on everything)."""
+    res = pd.Timedelta(minutes=data.site.resolution_minutes)
+    return data.values_kw.index.max() + res
+
+
+def train_core(data: SiteData, config: TrainingConfig, train_end=None) -> TrainResult:
+    """Fit on history before the held-out window; score the window day-ahead."""
+    site = data.site
+    end = as_utc(train_end, "train_end") if train_end is not None else default_train_end(data)
+    holdout_start = (end - pd.Timedelta(days=config.holdout_days)).tz_convert(
+        site.timezone).normalize().tz_convert("UTC")
+    history = data.before(end)
+    fit_data = history.before(holdout_start)
+    if fit_data.values_kw.empty:
+        raise InsufficientDataError(
+            f"site {site.site_id}: no measurements before {holdout_start} (train_end {end} "
+            f"minus {config.holdout_days:g} held-out days); move --train-end later")
+    t0 = time.perf_counter()
+    model = config.forecaster(site.kind).fit(fit_data)
+    fit_seconds = time.perf_counter() - t0
+    schedule = day_ahead_schedule(holdout_start, end, site.timezone, config.issue_hour_local)
+    forecasts = attach_actuals(forecast_schedule(model, history, schedule), history)
+    scores = score_forecasts(forecasts, site.capacity_kw if site.kind != "load" else None,
+                             site.timezone)
+    return TrainResult(site.site_id, site.kind, model, end, holdout_start, forecasts,
+                       scores["overall"], scores["per_lead_hour"], fit_seconds)
+
+
+def score_champion(client, name: str, data: SiteData, result: TrainResult,
+                   config: TrainingConfig) -> dict | None:
+    """Score the current champion on the challenger's held-out window (same issues)."""
+    version = champion_version(client, name)
+    if version is None:
+        return None
+    champion = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
+    history = data.before(result.train_end)
+    schedule = day_ahead_schedule(result.holdout_start, result.train_end, data.site.timezone,
+                                  config.issue_hour_local)
+    forecasts = attach_actuals(
+        forecast_schedule(champion.forecaster, history, schedule, result.model.quantiles_),
+        history)
+    scores = score_forecasts(forecasts, None, data.site.timezone)["overall"]
+    return {"version": version.version, **scores}
+
+
+def _log_figures(result: TrainResult, site) -> None:
+    title = f"{result.kind} {site.site_id}: held-out day-ahead forecasts"
+    for fig, name in (
+        (plots.forecast_vs_actual(result.holdout_forecasts, site.timezone, title),
+         "forecast_vs_actual.png"),
+        (plots.feature_importance(result.model.feature_importances(),
+                                  f"{site.site_id} feature importance"), "feature_importance.png"),
+        (plots.metric_by(result.per_lead_hour, "mae", "held-out MAE by lead hour"),
+         "mae_by_lead_hour.png"),
+    ):
+        mlflow.log_figure(fig, f"plots/{name}")
+        plots.plt.close(fig)
+
+
+def log_and_register(client, data: SiteData, result: TrainResult, config: TrainingConfig
+                     ) -> dict:
+    """Log one training run and register its model; returns the promotion decision."""
+    site = data.site
+    name = registered_name(site.kind, site.site_id)
+    exp_id = ensure_experiment(client, experiment_name(site.kind))
+    champion_scores = score_champion(client, name, data, result, config)
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"train {name}") as run:
+        fit_window = result.model.training_window_
+        mlflow.set_tags({"site_id": site.site_id, "kind": site.kind, "pipeline": "train",
+                         "holdout_start": result.holdout_start.isoformat(),
+                         "train_end": result.train_end.isoformat()})
+        mlflow.log_params({**config.model_dump(), "site_id": site.site_id,
+                           "resolution_minutes": site.resolution_minutes,
+                           "fit_start": fit_window[0].isoformat(),
+                           "fit_end": fit_window[1].isoformat(),
+                           "holdout_start": result.holdout_start.isoformat(),
+                           "holdout_end": result.train_end.isoformat(),
+                           "n_features": len(result.model.feature_names_)})
+        metrics = {f"holdout_{k}": float(v) for k, v in result.metrics.items()
+                   if np.isfinite(v)}
+        metrics["fit_seconds"] = result.fit_seconds
+        if champion_scores:
+            metrics.update({f"champion_holdout_{k}": float(v) for k, v in champion_scores.items()
+                            if k != "version" and np.isfinite(v)})
+        mlflow.log_metrics(metrics)
+        for lead, row in result.per_lead_hour.iterrows():
+            mlflow.log_metrics({f"holdout_by_lead_{k}": float(v) for k, v in row.items()
+                                if k in ("mae", "mean_pinball", "coverage_p10_p90")
+                                and np.isfinite(v)}, step=int(lead))
+        mlflow.log_table(result.per_lead_hour.reset_index(), "metrics/per_lead_hour.json")
+        mlflow.log_dict(result.model.feature_importances().to_dict(),
+                        "metrics/feature_importance.json")
+        _log_figures(result, site)
+        X = _feature_example(result, data)
+        signature = infer_signature(X, result.model.predict_features(X))
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=ForecasterModel(result.model), signature=signature,
+            input_example=X.head(3), pip_requirements=pip_requirements(),
+            registered_model_name=name)
+        version = str(info.registered_model_version)
+        new = result.metrics.get("mean_pinball", np.inf)
+        old = champion_scores["mean_pinball"] if champion_scores else None
+        promote = old is None or not np.isfinite(old) or new < old
+        alias = CHAMPION if promote else CHALLENGER
+        client.set_registered_model_alias(name, alias, version)
+        reason = ("first model" if champion_scores is None else
+                  f"mean pinball {new:.4g} vs champion v{champion_scores['version']} {old:.4g} "
+                  "on the same held-out window")
+        client.set_model_version_tag(name, version, "promotion", f"{alias}: {reason}")
+        client.set_model_version_tag(name, version, "holdout_mean_pinball", f"{new:.6g}")
+        mlflow.set_tag("promotion", f"{alias}: {reason}")
+        log.info("%s v%s -> %s (%s)", name, version, alias, reason)
+        return {"name": name, "version": version, "alias": alias, "reason": reason,
+                "run_id": run.info.run_id, "metrics": result.metrics}
+
+
+def _feature_example(result: TrainResult, data: SiteData) -> pd.DataFrame:
+    from forecasting.features import build_features
+
+    rows = result.holdout_forecasts.head(96)
+    X = build_features(data, pd.DatetimeIndex(rows["timestamp"]),
+                       pd.DatetimeIndex(rows["issue_time"]), result.model.spec_)
+    return X.reset_index(drop=True).astype("float64")
+
+
+def train_site(portfolio: Portfolio, site_id: str, config: TrainingConfig | None = None,
+               train_end=None, kind: str | None = None, uri: str | None = None) -> dict:
+    """Train, log and register one site's model (``vpp train``)."""
+    config = config or TrainingConfig()
+    site = portfolio.site(site_id)
+    if kind is not None and kind != site.kind:
+        raise ValueError(f"site {site_id} is of kind {site.kind!r}, not {kind!r}; "
+                         f"use --kind {site.kind}")
+    data = portfolio.site_data(site_id)
+    result = train_core(data, config, train_end)
+    with tracking_session(uri) as client:
+        return log_and_register(client, data, result, config)

@@ -37,7 +37,7 @@ from forecasting.errors import (
     UnparsableTimestampError,
 )
 
-_OFFSET = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
 
 
 @dataclass

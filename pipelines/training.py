@@ -35,6 +35,7 @@ from pipelines.evaluation import (
     score_forecasts,
 )
 from pipelines.mlflow_model import ForecasterModel, pip_requirements
+from pipelines.registry import ModelRegistry
 from pipelines.tracking import (
     CHALLENGER,
     CHAMPION,
@@ -97,7 +98,7 @@ def score_champion(client, name: str, data: SiteData, result: TrainResult,
     version = champion_version(client, name)
     if version is None:
         return None
-    champion = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
+    champion = ModelRegistry(client.tracking_uri).champion(data.site.kind, data.site.site_id)
     history = data.before(result.train_end)
     schedule = day_ahead_schedule(result.holdout_start, result.train_end, data.site.timezone,
                                   config.issue_hour_local)

@@ -1,0 +1,87 @@
+"""Many sites at once: training and nightly forecasts, scaled out on Dask.
+
+Fitting runs on Dask workers (one thread each: LightGBM is fastest single-threaded on small
+models, see ../shared/STACK_NOTES.md); MLflow writes stay on the driver, one at a time, so
+a sqlite store is safe. A site that fails is reported with its reason and the others go on.
+For a cluster, pass ``scheduler_address`` (e.g. tcp://host:8786) instead of a worker count.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+
+from forecasting.portfolio import Portfolio
+from pipelines.config import TrainingConfig
+from pipelines.tracking import tracking_session
+from pipelines.training import log_and_register, train_core
+
+log = logging.getLogger(__name__)
+
+
+def _fit(data, config: TrainingConfig):
+    """Worker task: fit and score one site; errors come back as values, not exceptions."""
+    t0 = time.perf_counter()
+    try:
+        return train_core(data, config)
+    except Exception as err:  # reported per site by the driver; the batch goes on
+        return {"site_id": data.site.site_id, "error": f"{type(err).__name__}: {err}",
+                "traceback": traceback.format_exc(), "seconds": time.perf_counter() - t0}
+
+
+def _local_results(datas, config):
+    for data in datas:
+        yield _fit(data, config)
+
+
+def _dask_results(datas, config, workers: int, scheduler_address: str | None):
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    if scheduler_address:
+        client, cluster = Client(scheduler_address), None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None,
+                               env={"OMP_NUM_THREADS": "1"})
+        client = Client(cluster)
+    try:
+        futures = [client.submit(_fit, d, config, pure=False) for d in datas]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def train_many(portfolio: Portfolio, site_ids: list[str], config: TrainingConfig,
+               workers: int = 2, scheduler_address: str | None = None,
+               on_done: Callable[[str], None] | None = None, uri: str | None = None
+               ) -> list[dict]:
+    """Train, log and register each site; returns one summary dict per site."""
+    datas = [portfolio.site_data(s) for s in site_ids]
+    by_id = {d.site.site_id: d for d in datas}
+    parallel = scheduler_address or (workers > 1 and len(datas) > 1)
+    results = (_dask_results(datas, config, workers, scheduler_address) if parallel
+               else _local_results(datas, config))
+    summaries = []
+    with tracking_session(uri) as client:
+        for res in results:
+            if isinstance(res, dict):  # a failed site
+                log.error("site %s failed: %s", res["site_id"], res["error"])
+                log.debug(res["traceback"])
+                summaries.append(res)
+                sid = res["site_id"]
+            else:
+                sid = res.site_id
+                try:
+                    out = log_and_register(client, by_id[sid], res, config)
+                    summaries.append({**out, "site_id": sid, "fit_seconds": res.fit_seconds})
+                except Exception as err:  # report the site, go on with the rest
+                    log.exception("site %s: logging to MLflow failed", sid)
+                    summaries.append({"site_id": sid, "error": f"{type(err).__name__}: {err}"})
+            if on_done:
+                on_done(sid)
+    return sorted(summaries, key=lambda r: r["site_id"])

@@ -1,0 +1,251 @@
+"""The ``vpp`` command line. Every command has ``--help``.
+
+Data errors end the command with exit code 2 and a message that says what to fix; in
+multi-site commands (``train-all``) a failing site is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from forecasting.errors import DataError, ModelNotFoundError
+from forecasting.portfolio import read_portfolio
+from pipelines.tracking import TrackingUnavailableError, tracking_uri
+
+app = typer.Typer(help="VPP forecasting and baseline service: data, training, forecasts, "
+                       "serving. Tracking store: MLFLOW_TRACKING_URI (default: the sqlite "
+                       "file var/mlflow/mlflow.db).", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console(stderr=True)
+log = logging.getLogger("vpp")
+
+DATA_OPT = typer.Option(..., "--data", help="portfolio directory (DATA_FORMAT.md)",
+                        exists=True, file_okay=False)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logs")):
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)])
+    for noisy in ("mlflow", "alembic", "urllib3", "distributed", "bentoml", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[red]error:[/red] {err}")
+    raise typer.Exit(2)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console)
+
+
+def _quantiles(text: str | None) -> tuple[float, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(float(q) for q in text.split(","))
+    except ValueError:
+        _fail(DataError(f"--quantiles {text!r}: give levels like 0.1,0.5,0.9"))
+
+
+@app.command("sample-data")
+def sample_data(out: Path = typer.Option(..., "--out", help="directory to write"),
+                seed: int = typer.Option(7, help="random seed (same seed, same data)"),
+                start: str = typer.Option("2024-01-01", help="first local day (Asia/Shanghai)"),
+                end: str = typer.Option("2025-07-01", help="day after the last, local")):
+    """Write the SYNTHETIC sample portfolio (20 C&I customers, 3 PV, 2 wind; demo data)."""
+    from forecasting.synthetic import generate_portfolio
+
+    t0 = time.perf_counter()
+    with console.status(f"generating synthetic portfolio {start}..{end} seed {seed}"):
+        generate_portfolio(out, seed=seed, start=start, end=end)
+    console.print(f"wrote synthetic portfolio to {out} in {time.perf_counter() - t0:.1f} s")
+
+
+@app.command()
+def validate(data: Path = DATA_OPT):
+    """Read and validate a portfolio; print its sites and any notes (gaps, dropped rows)."""
+    try:
+        portfolio = read_portfolio(data)
+    except DataError as err:
+        _fail(err)
+    table = Table("site_id", "kind", "resolution", "readings", "from", "to")
+    counts = portfolio.measurements.groupby("site_id")["timestamp"].agg(["count", "min", "max"])
+    for sid, site in portfolio.sites.items():
+        row = counts.loc[sid] if sid in counts.index else None
+        table.add_row(sid, site.kind, f"{site.resolution_minutes} min",
+                      str(row["count"]) if row is not None else "0",
+                      str(row["min"]) if row is not None else "", str(row["max"]) if row is not None
+                      else "")
+    Console().print(table)
+    for note in portfolio.notes:
+        console.print(f"note: {note}")
+    console.print(f"[green]ok[/green]: {len(portfolio.sites)} sites, "
+                  f"{len(portfolio.measurements)} readings, {len(portfolio.weather)} weather rows")
+
+
+def _config(quantiles: str | None, holdout_days: float, n_estimators: int | None):
+    from pipelines.config import TrainingConfig
+
+    kwargs = {"holdout_days": holdout_days}
+    if quantiles:
+        kwargs["quantiles"] = _quantiles(quantiles)
+    if n_estimators:
+        kwargs["n_estimators"] = n_estimators
+    return TrainingConfig(**kwargs)
+
+
+@app.command()
+def train(data: Path = DATA_OPT,
+          kind: str = typer.Option(..., help="load, pv or wind"),
+          site: str = typer.Option(..., help="site_id from sites.csv"),
+          train_end: str = typer.Option(None, "--train-end",
+                                        help="ISO time with offset; train on measurements "
+                                             "strictly before it (default: all)"),
+          holdout_days: float = typer.Option(14, help="held-out days scored before train end"),
+          quantiles: str = typer.Option(None, help="levels to train, e.g. 0.1,0.5,0.9"),
+          n_estimators: int = typer.Option(None, help="boosting rounds per level")):
+    """Train one site's model, log it to MLflow and register it (champion or challenger)."""
+    from pipelines.training import train_site
+
+    try:
+        portfolio = read_portfolio(data)
+        with console.status(f"training {kind} model for {site}"):
+            out = train_site(portfolio, site, _config(quantiles, holdout_days, n_estimators),
+                             train_end=train_end, kind=kind)
+    except (DataError, ValueError, TrackingUnavailableError) as err:
+        _fail(err)
+    m = out["metrics"]
+    console.print(f"{out['name']} v{out['version']} -> [bold]{out['alias']}[/bold] "
+                  f"({out['reason']}); held-out MAE {m['mae']:.3f} kW, RMSE {m['rmse']:.3f}, "
+                  f"mean pinball {m['mean_pinball']:.3f}, P10-P90 coverage "
+                  f"{m.get('coverage_p10_p90', float('nan')):.2f}; run {out['run_id']} "
+                  f"in {tracking_uri()}")
+
+
+@app.command("train-all")
+def train_all(data: Path = DATA_OPT,
+              kind: list[str] = typer.Option(["load", "pv", "wind"], help="kinds to train"),
+              workers: int = typer.Option(2, help="parallel Dask worker processes (1 = none)"),
+              holdout_days: float = typer.Option(14, help="held-out days per site"),
+              n_estimators: int = typer.Option(None, help="boosting rounds per level")):
+    """Train every site of the given kinds; a failing site is reported, the rest go on."""
+    from pipelines.batch import train_many
+
+    try:
+        portfolio = read_portfolio(data)
+    except DataError as err:
+        _fail(err)
+    sites = [s.site_id for s in portfolio.sites.values() if s.kind in kind]
+    config = _config(None, holdout_days, n_estimators)
+    with _progress() as progress:
+        task = progress.add_task("training sites", total=len(sites))
+        results = train_many(portfolio, sites, config, workers=workers,
+                             on_done=lambda sid: progress.advance(task))
+    table = Table("site", "version", "alias", "MAE kW", "P10-P90 cov.", "fit s", "status")
+    for r in results:
+        if r.get("error"):
+            table.add_row(r["site_id"], "", "", "", "", "", f"[red]{r['error']}[/red]")
+        else:
+            m = r["metrics"]
+            table.add_row(r["site_id"], r["version"], r["alias"], f"{m['mae']:.1f}",
+                          f"{m.get('coverage_p10_p90', float('nan')):.2f}",
+                          f"{r['fit_seconds']:.1f}", "ok")
+    Console().print(table)
+    failed = [r for r in results if r.get("error")]
+    if failed:
+        console.print(f"[yellow]{len(failed)} of {len(results)} sites failed[/yellow]")
+    if len(failed) == len(results) and results:
+        raise typer.Exit(1)
+
+
+@app.command()
+def forecast(data: Path = DATA_OPT,
+             kind: str = typer.Option(..., help="load, pv or wind"),
+             site: str = typer.Option(..., help="site_id"),
+             issue_time: str = typer.Option(..., "--issue-time",
+                                            help="ISO time with offset; only data known then "
+                                                 "is used"),
+             start: str = typer.Option(..., help="first interval start, ISO with offset"),
+             end: str = typer.Option(..., help="end of the window (exclusive), ISO"),
+             quantiles: str = typer.Option("0.1,0.5,0.9", help="levels, e.g. 0.1,0.5,0.9"),
+             out: Path = typer.Option(..., "--out", help="CSV file to write")):
+    """Forecast with the site's champion model and write the forecast output format."""
+    from pipelines.forecasting import forecast_site, write_forecast_csv
+
+    try:
+        portfolio = read_portfolio(data)
+        frame = forecast_site(portfolio, kind, site, issue_time, start, end, _quantiles(quantiles))
+    except (DataError, ModelNotFoundError, TrackingUnavailableError, ValueError) as err:
+        _fail(err)
+    write_forecast_csv(frame, out, portfolio.site(site).timezone)
+    console.print(f"wrote {len(frame)} rows to {out} (model {frame['model_version'].iloc[0]})")
+
+
+@app.command()
+def serve(data: Path = DATA_OPT,
+          host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+          port: int = typer.Option(3000, help="HTTP port")):
+    """Serve the BentoML API (POST /forecast ...) over the portfolio and the registry."""
+    env = {**os.environ, "VPP_DATA_DIR": str(data.resolve()),
+           "MLFLOW_TRACKING_URI": tracking_uri(), "OMP_NUM_THREADS": "1"}
+    base = f"http://{host}:{port}"
+    example = _example_request(data)
+    console.print(f"API docs (Swagger UI): {base}/   OpenAPI: {base}/docs.json")
+    console.print(f"MLflow store: {tracking_uri()}  (browse: mlflow ui --backend-store-uri "
+                  f"{tracking_uri()})")
+    if example:
+        console.print(f"example request:\n  curl -s -X POST {base}/forecast -H "
+                      f"'Content-Type: application/json' -d '{example}'")
+    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:VPPService", "--host", host,
+           "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+def _example_request(data: Path) -> str | None:
+    try:
+        portfolio = read_portfolio(data)
+    except DataError:
+        return None
+    loads = portfolio.sites_of_kind("load")
+    if not loads:
+        return None
+    site = loads[0]
+    last = portfolio.measurements.loc[portfolio.measurements["site_id"] == site.site_id,
+                                      "timestamp"].max().tz_convert(site.timezone)
+    issue = last.normalize() - pd.Timedelta(hours=12)
+    return ('{"request": {"site_id": "%s", "issue_time": "%s", "horizon": "day_ahead"}}'
+            % (site.site_id, issue.isoformat()))
+
+
+def _mount_optional() -> None:
+    """Commands contributed by other pipeline modules, when present."""
+    for module in ("pipelines.cli_backtest", "pipelines.cli_baselines"):
+        try:
+            sub = __import__(module, fromlist=["app"])
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue
+        for command in sub.app.registered_commands:
+            app.registered_commands.append(command)
+
+
+_mount_optional()
+
+if __name__ == "__main__":
+    app()

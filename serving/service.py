@@ -1,0 +1,150 @@
+"""The BentoML service: forecasts (and baselines) for the operator platform.
+
+Start: ``vpp serve --data DIR`` (or ``bentoml serve serving.service:VPPService``) with
+``VPP_DATA_DIR`` (the portfolio the service reads history and weather from) and
+``MLFLOW_TRACKING_URI``.
+
+Models come straight from the MLflow registry: the version under alias ``champion`` of
+``<kind>-<site_id>``, looked up on each request (cached per version). Why not copy them into
+the BentoML model store first: a promotion in MLflow then serves at once, without an import
+step or a restart, and the registry stays the one place that says which model is live.
+The price is that the registry must be reachable at request time (503 with the reason if not).
+
+Errors: unknown site -> 404; bad request (naive time, window off the grid, bad quantiles,
+wrong kind) -> 400 with what to fix; stale data -> 422; no registered model or an
+unreachable registry -> 503 with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Literal
+
+import bentoml
+import pandas as pd
+from bentoml.exceptions import (
+    InvalidArgument,
+    NotFound,
+    ServiceUnavailable,
+    UnprocessableEntity,
+)
+from pydantic import AwareDatetime, BaseModel, Field
+
+from forecasting.errors import DataError, ModelNotFoundError, StaleDataError, UnknownSiteError
+from forecasting.portfolio import Portfolio, read_portfolio
+from pipelines.forecasting import forecast_core
+from pipelines.registry import ModelRegistry
+from pipelines.tracking import TrackingUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+class ForecastPoint(BaseModel):
+    timestamp: AwareDatetime = Field(description="interval start, in the site's local offset")
+    values_kw: dict[str, float] = Field(description="quantile level name (q0.1...) -> kW")
+
+
+class ForecastResponse(BaseModel):
+    site_id: str
+    kind: str
+    timezone: str
+    issue_time: AwareDatetime
+    resolution_minutes: int
+    model_version: str = Field(description="registered model name/version that answered")
+    quantiles: list[float]
+    points: list[ForecastPoint]
+
+
+def _to_http(err: Exception) -> Exception:
+    """Domain errors to BentoML's HTTP errors (the message is the fix hint)."""
+    if isinstance(err, UnknownSiteError):
+        return NotFound(str(err))
+    if isinstance(err, StaleDataError):
+        return UnprocessableEntity(str(err))
+    if isinstance(err, (ModelNotFoundError, TrackingUnavailableError)):
+        return ServiceUnavailable(str(err))
+    if isinstance(err, (DataError, ValueError)):
+        return InvalidArgument(str(err))
+    return err
+
+
+def window(site, issue: pd.Timestamp, horizon: str | None, horizon_minutes: int | None,
+           start: datetime | None, end: datetime | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The target window from one of: start+end, horizon_minutes, horizon name."""
+    given = sum(x is not None for x in (horizon_minutes, start or end))
+    if given > 1 or (horizon and given):
+        raise DataError("give one of: start and end, horizon_minutes, or horizon")
+    if (start is None) != (end is None):
+        raise DataError("give both start and end")
+    res = pd.Timedelta(minutes=site.resolution_minutes)
+    first = issue.floor(res) + res if issue.floor(res) != issue else issue
+    if start is not None:
+        return pd.Timestamp(start), pd.Timestamp(end)
+    if horizon_minutes is not None:
+        return first, first + pd.Timedelta(minutes=horizon_minutes)
+    local = issue.tz_convert(site.timezone)
+    days = {"day_ahead": 1, "d_plus_2": 2}.get(horizon or "day_ahead")
+    if days is None:  # intraday: the rest of today and tomorrow up to 4 h
+        return first, first + pd.Timedelta(hours=4)
+    day = local.normalize() + pd.Timedelta(days=days)
+    return day.tz_convert("UTC"), (day + pd.Timedelta(days=1)).tz_convert("UTC")
+
+
+@bentoml.service(traffic={"timeout": 60}, workers=1)
+class VPPService:
+    """Forecasts of load, PV and wind per site, from the registered champion models."""
+
+    def __init__(self) -> None:
+        data_dir = os.environ.get("VPP_DATA_DIR")
+        if not data_dir:
+            raise RuntimeError("set VPP_DATA_DIR to the portfolio directory the service reads")
+        self.portfolio: Portfolio = read_portfolio(Path(data_dir))
+        self.registry = ModelRegistry()
+        log.info("serving %d sites from %s; registry %s", len(self.portfolio.sites), data_dir,
+                 self.registry.uri)
+
+    @bentoml.api(route="/forecast")
+    def forecast(
+        self,
+        site_id: Annotated[str, Field(description="site_id from sites.csv")],
+        issue_time: Annotated[AwareDatetime | Literal["now"], Field(
+            description="forecast as known at this time (with UTC offset), or 'now'")] = "now",
+        horizon: Annotated[Literal["intraday", "day_ahead", "d_plus_2"] | None, Field(
+            description="named window: intraday = next 4 h; day_ahead = the next local day "
+                        "(96 points at 15 min); d_plus_2 = the day after")] = None,
+        horizon_minutes: Annotated[int | None, Field(
+            ge=1, le=4320, description="window from the next interval, in minutes")] = None,
+        start: Annotated[AwareDatetime | None, Field(description="window start (with end)")
+                         ] = None,
+        end: Annotated[AwareDatetime | None, Field(description="window end, exclusive")] = None,
+        quantiles: Annotated[list[float], Field(
+            min_length=1, max_length=99, description="levels in (0, 1)")] = [0.1, 0.5, 0.9],  # noqa: B006
+    ) -> ForecastResponse:
+        """Quantile forecast of a site's power (kW) at its resolution."""
+        try:
+            site = self.portfolio.site(site_id)
+            issue = (pd.Timestamp(datetime.now(timezone.utc)) if issue_time == "now"
+                     else pd.Timestamp(issue_time).tz_convert("UTC"))
+            if issue_time == "now":
+                issue = issue.floor(f"{site.resolution_minutes}min")
+            t0, t1 = window(site, issue, horizon, horizon_minutes, start, end)
+            model = self.registry.champion(site.kind, site_id)
+            frame = forecast_core(model, self.portfolio.site_data(site_id), issue, t0, t1,
+                                  quantiles)
+        except Exception as err:
+            raise _to_http(err) from err
+        qcols = [c for c in frame.columns if c.startswith("q")]
+        local = pd.DatetimeIndex(frame["timestamp"]).tz_convert(site.timezone)
+        values = frame[qcols].to_numpy()
+        points = [ForecastPoint(timestamp=ts.to_pydatetime(),
+                                values_kw={c: round(float(v), 4) for c, v in zip(qcols, row,
+                                                                               strict=True)})
+                  for ts, row in zip(local, values, strict=True)]
+        return ForecastResponse(
+            site_id=site_id, kind=site.kind, timezone=site.timezone,
+            issue_time=issue.tz_convert(site.timezone).to_pydatetime(),
+            resolution_minutes=site.resolution_minutes, model_version=model.label,
+            quantiles=sorted(quantiles), points=points)

@@ -1,0 +1,102 @@
+"""Quantile model, horizon-aware features and the no-leakage rule."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from factories import TZ, site_data
+
+from forecasting.features import FeatureSpec, build_features
+from models.forecaster import SiteForecaster
+from models.quantile import LGBMQuantileRegressor, interpolate_quantiles
+
+
+def test_quantile_regressor_non_crossing_and_ordered():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 3))
+    y = 2 * X[:, 0] + rng.normal(size=2000)
+    model = LGBMQuantileRegressor(quantiles=(0.9, 0.1, 0.5), n_estimators=50).fit(X, y)
+    assert model.quantiles_ == (0.1, 0.5, 0.9)
+    pred = model.predict(X)
+    assert pred.shape == (2000, 3)
+    assert (np.diff(pred, axis=1) >= 0).all()
+    cover = np.mean((y >= pred[:, 0]) & (y <= pred[:, 2]))
+    assert 0.7 < cover < 0.9
+
+
+def test_quantile_regressor_rejects_bad_levels():
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        LGBMQuantileRegressor(quantiles=(0.1, 1.0)).fit(np.zeros((100, 1)), np.zeros(100))
+
+
+def test_interpolation_inside_and_tails():
+    grid = (0.1, 0.5, 0.9)
+    values = np.array([[-1.2816, 0.0, 1.2816]])  # standard normal quantiles
+    out = interpolate_quantiles(values, grid, [0.01, 0.1, 0.3, 0.5, 0.99])
+    assert out[0, 1] == pytest.approx(-1.2816)
+    assert out[0, 2] == pytest.approx(-0.6408)  # linear between 0.1 and 0.5
+    assert out[0, 0] == pytest.approx(-2.326, abs=0.01)  # normal tail
+    assert out[0, 4] == pytest.approx(2.326, abs=0.01)
+    assert (np.diff(out, axis=1) >= 0).all()
+
+
+def test_lags_shorter_than_the_lead_are_masked():
+    data = site_data(days=20)
+    t = pd.DatetimeIndex([pd.Timestamp("2024-03-15T10:00", tz=TZ)] * 2).tz_convert("UTC")
+    issues = pd.DatetimeIndex([t[0] - pd.Timedelta(minutes=30), t[0] - pd.Timedelta(hours=30)])
+    X = build_features(data, t, issues, FeatureSpec(lags_minutes=(15, 30, 45, 1440, 2880)))
+    # issued 30 min ahead: the 30-minute lag (interval 09:30-09:45) has not ended at 09:30
+    assert np.isnan(X["lag_15m_kw"].iloc[0]) and np.isnan(X["lag_30m_kw"].iloc[0])
+    assert not np.isnan(X["lag_45m_kw"].iloc[0])
+    # issued 30 h ahead: only the 2-day lag is known
+    assert np.isnan(X["lag_1440m_kw"].iloc[1]) and not np.isnan(X["lag_2880m_kw"].iloc[1])
+    assert X["lead_minutes"].tolist() == [30.0, 1800.0]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = site_data(days=45)
+    model = SiteForecaster(n_estimators=60, calibration_days=7).fit(
+        data.before(pd.Timestamp("2024-04-10T00:00", tz=TZ)))
+    return data, model
+
+
+def test_forecast_is_unchanged_when_data_after_issue_changes(fitted):
+    data, model = fitted
+    issue = pd.Timestamp("2024-04-11T12:00", tz=TZ)
+    targets = pd.date_range("2024-04-12", periods=96, freq="15min", tz=TZ)
+    before = model.forecast(data, issue, targets, [0.1, 0.5, 0.9])
+    after = data.values_kw.index >= issue
+    altered = data.values_kw.copy()
+    altered[after] = altered[after] * 5 + 1000
+    weather = data.weather.copy()
+    weather.loc[weather["issue_time"] > issue, "temp_air_c"] += 20
+    changed = type(data)(data.site, altered, weather, data.prices)
+    pd.testing.assert_frame_equal(before, model.forecast(changed, issue, targets, [0.1, 0.5, 0.9]))
+    # and data before the issue time does matter (the test can fail)
+    earlier = data.values_kw.copy()
+    earlier[(earlier.index < issue) & (earlier.index >= issue - pd.Timedelta(days=8))] += 500
+    moved = model.forecast(type(data)(data.site, earlier, data.weather, data.prices), issue,
+                           targets, [0.5])
+    assert not np.allclose(moved["q0.5"], before["q0.5"])
+
+
+def test_forecast_quality_and_any_quantiles(fitted):
+    data, model = fitted
+    issue = pd.Timestamp("2024-04-11T12:00", tz=TZ)
+    targets = pd.date_range("2024-04-12", periods=96 * 3, freq="15min", tz=TZ)
+    out = model.forecast(data, issue, targets, [0.05, 0.1, 0.5, 0.9, 0.95])
+    assert list(out.columns) == ["q0.05", "q0.1", "q0.5", "q0.9", "q0.95"]
+    assert (np.diff(out.to_numpy(), axis=1) >= 0).all()
+    actual = data.values_kw.reindex(out.index)
+    mae = np.mean(np.abs(out["q0.5"] - actual))
+    assert mae < 60  # noise sd 20 kW, a 400 kW working-hours step
+    cover = np.mean((actual >= out["q0.1"]) & (actual <= out["q0.9"]))
+    assert 0.6 <= cover <= 0.97
+
+
+def test_fit_refuses_too_little_history():
+    from forecasting.errors import InsufficientDataError
+
+    data = site_data(days=3)
+    with pytest.raises(InsufficientDataError, match="need at least"):
+        SiteForecaster().fit(data)

@@ -1,0 +1,34 @@
+"""Customer baselines for demand-response measurement (see ``common`` for the interface).
+
+Rule baselines (``rules``): ``SimilarDaysBaseline``, ``XofYBaseline``,
+``PreEventAverageBaseline``; the ML counterfactual (``ml``): ``MLBaseline``.
+``make_baseline(method)`` builds one by its method name.
+"""
+
+from __future__ import annotations
+
+from models.baselines.common import BaselineDetails, BaselineEstimator, check_load
+from models.baselines.rules import PreEventAverageBaseline, SimilarDaysBaseline, XofYBaseline
+
+RULE_METHODS = {
+    "similar_days": SimilarDaysBaseline,
+    "x_of_y": XofYBaseline,
+    "pre_event": PreEventAverageBaseline,
+}
+METHODS = (*RULE_METHODS, "ml")
+
+
+def make_baseline(method: str, **params) -> BaselineEstimator:
+    """A baseline estimator by method name (``similar_days``, ``x_of_y``, ``pre_event``, ``ml``)."""
+    if method == "ml":
+        from models.baselines.ml import MLBaseline
+
+        return MLBaseline(**params)
+    if method not in RULE_METHODS:
+        raise ValueError(f"unknown baseline method {method!r}, expected one of {list(METHODS)}")
+    return RULE_METHODS[method](**params)
+
+
+__all__ = ["METHODS", "RULE_METHODS", "BaselineDetails", "BaselineEstimator",
+           "PreEventAverageBaseline", "SimilarDaysBaseline", "XofYBaseline", "check_load",
+           "make_baseline"]

@@ -64,6 +64,8 @@ def forecast_site(portfolio: Portfolio, kind: str, site_id: str, issue_time, sta
     site = portfolio.site(site_id)
     if site.kind != kind:
         raise DataError(f"site {site_id} is of kind {site.kind!r}, not {kind!r}")
+    as_utc(issue_time, "issue_time")  # bad input first, before the registry is asked
+    target_index(site, start, end)
     model = (registry or ModelRegistry()).champion(kind, site_id)
     return forecast_core(model, portfolio.site_data(site_id), issue_time, start, end, quantiles)
 

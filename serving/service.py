@@ -25,13 +25,8 @@ from typing import Annotated, Literal
 
 import bentoml
 import pandas as pd
-from bentoml.exceptions import (
-    InvalidArgument,
-    NotFound,
-    ServiceUnavailable,
-    UnprocessableEntity,
-)
 from pydantic import AwareDatetime, BaseModel, Field
+from starlette.responses import JSONResponse
 
 from forecasting.errors import DataError, ModelNotFoundError, StaleDataError, UnknownSiteError
 from forecasting.portfolio import Portfolio, read_portfolio
@@ -58,17 +53,22 @@ class ForecastResponse(BaseModel):
     points: list[ForecastPoint]
 
 
-def _to_http(err: Exception) -> Exception:
-    """Domain errors to BentoML's HTTP errors (the message is the fix hint)."""
-    if isinstance(err, UnknownSiteError):
-        return NotFound(str(err))
-    if isinstance(err, StaleDataError):
-        return UnprocessableEntity(str(err))
-    if isinstance(err, (ModelNotFoundError, TrackingUnavailableError)):
-        return ServiceUnavailable(str(err))
-    if isinstance(err, (DataError, ValueError)):
-        return InvalidArgument(str(err))
-    return err
+HTTP_STATUS = ((UnknownSiteError, 404), (StaleDataError, 422),
+               ((ModelNotFoundError, TrackingUnavailableError), 503), ((DataError, ValueError), 400))
+
+
+def error_response(err: Exception) -> JSONResponse | None:
+    """A JSON error ``{"error": message, "type": name}`` for a domain error, else None.
+
+    The message is the fix hint. BentoML hides the text of 5xx exceptions, so the 503
+    (no model, registry down) is returned as a response rather than raised.
+    """
+    for types, status in HTTP_STATUS:
+        if isinstance(err, types):
+            log.warning("%s: %s", status, err)
+            return JSONResponse({"error": str(err), "type": type(err).__name__},
+                                status_code=status)
+    return None
 
 
 def window(site, issue: pd.Timestamp, horizon: str | None, horizon_minutes: int | None,
@@ -135,7 +135,10 @@ class VPPService:
             frame = forecast_core(model, self.portfolio.site_data(site_id), issue, t0, t1,
                                   quantiles)
         except Exception as err:
-            raise _to_http(err) from err
+            response = error_response(err)
+            if response is None:
+                raise
+            return response
         qcols = [c for c in frame.columns if c.startswith("q")]
         local = pd.DatetimeIndex(frame["timestamp"]).tz_convert(site.timezone)
         values = frame[qcols].to_numpy()

@@ -1,0 +1,132 @@
+"""The BentoML service: over ASGI in-process, and one real `bentoml serve` on a free port."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from factories import write_portfolio
+
+from forecasting.portfolio import read_portfolio
+from pipelines.config import TrainingConfig
+from pipelines.training import train_site
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+DAY_AHEAD = {"site_id": "load_x", "issue_time": "2024-04-06T12:00:00+08:00",
+             "horizon": "day_ahead"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A portfolio and a registry holding a champion for load_x."""
+    tmp = tmp_path_factory.mktemp("svc")
+    data = write_portfolio(tmp / "pf", days=40)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    env = {"VPP_DATA_DIR": str(data), "MLFLOW_TRACKING_URI": uri,
+           "MLFLOW_ARTIFACTS_DIR": str(tmp / "artifacts")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    train_site(read_portfolio(data), "load_x",
+               TrainingConfig(n_estimators=40, holdout_days=5, calibration_days=5))
+    yield env
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    from starlette.testclient import TestClient
+
+    from serving.service import VPPService
+
+    with TestClient(VPPService.to_asgi()) as c:
+        yield c
+
+
+def test_day_ahead_forecast_over_asgi(client):
+    r = client.post("/forecast", json=DAY_AHEAD)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_version"] == "load-load_x/1"
+    assert len(body["points"]) == 96
+    assert body["points"][0]["timestamp"] == "2024-04-07T00:00:00+08:00"
+    p = body["points"][40]["values_kw"]
+    assert p["q0.1"] <= p["q0.5"] <= p["q0.9"]
+
+
+def test_any_quantiles_and_explicit_window(client):
+    r = client.post("/forecast", json={"site_id": "load_x",
+                                       "issue_time": "2024-04-06T09:00:00+08:00",
+                                       "start": "2024-04-06T10:00:00+08:00",
+                                       "end": "2024-04-06T12:00:00+08:00",
+                                       "quantiles": [0.05, 0.5, 0.95]})
+    assert r.status_code == 200, r.text
+    pts = r.json()["points"]
+    assert len(pts) == 8 and set(pts[0]["values_kw"]) == {"q0.05", "q0.5", "q0.95"}
+
+
+@pytest.mark.parametrize("body,status,hint", [
+    ({"site_id": "ghost"}, 404, "unknown site 'ghost'"),
+    ({**DAY_AHEAD, "issue_time": "2024-04-06T12:00:00"}, 400, "timezone"),
+    ({**DAY_AHEAD, "quantiles": [0.5, 1.5]}, 400, "strictly between 0 and 1"),
+    ({"site_id": "load_x", "issue_time": "2024-04-06T12:00:00+08:00",
+      "start": "2024-04-07T00:07:00+08:00", "end": "2024-04-07T02:00:00+08:00"}, 400, "grid"),
+    ({"site_id": "load_x", "issue_time": "now"}, 422, "latest measurement"),
+])
+def test_bad_requests_get_4xx_with_a_fix(client, body, status, hint):
+    r = client.post("/forecast", json=body)
+    assert r.status_code == status, r.text
+    assert hint.lower() in r.text.lower()
+
+
+def test_no_champion_is_503_with_the_reason(client, served):
+    from mlflow import MlflowClient
+
+    registry = MlflowClient(served["MLFLOW_TRACKING_URI"])
+    registry.delete_registered_model_alias("load-load_x", "champion")
+    try:
+        r = client.post("/forecast", json=DAY_AHEAD)
+        assert r.status_code == 503 and "vpp train --kind load --site load_x" in r.text
+    finally:
+        registry.set_registered_model_alias("load-load_x", "champion", "1")
+    assert client.post("/forecast", json=DAY_AHEAD).status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_bentoml_server_answers_forecast(served):
+    import bentoml
+
+    port = _free_port()
+    env = {**os.environ, **served, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve",
+                             "serving.service:VPPService", "--host", "127.0.0.1", "--port",
+                             str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        with bentoml.SyncHTTPClient(f"http://127.0.0.1:{port}", server_ready_timeout=120) as c:
+            body = c.forecast(**DAY_AHEAD)
+        points = body["points"] if isinstance(body, dict) else body.points
+        assert len(points) == 96
+        import httpx
+
+        r = httpx.post(f"http://127.0.0.1:{port}/forecast", json={"site_id": "ghost"}, timeout=30)
+        assert r.status_code == 404 and "unknown site" in r.text
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        time.sleep(0.1)

@@ -1,0 +1,98 @@
+"""Integration: a real MLflow sqlite store in a temp dir — train, register, promote, reload."""
+
+import pandas as pd
+import pytest
+from factories import TZ, write_portfolio
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from forecasting.portfolio import read_portfolio
+from pipelines.cli import app
+from pipelines.config import TrainingConfig
+from pipelines.registry import ModelRegistry
+from pipelines.tracking import TrackingUnavailableError, tracking_session
+from pipelines.training import train_site
+
+pytestmark = pytest.mark.integration
+
+FAST = TrainingConfig(n_estimators=40, holdout_days=5, calibration_days=5)
+
+
+@pytest.fixture(scope="module")
+def portfolio_dir(tmp_path_factory):
+    return write_portfolio(tmp_path_factory.mktemp("pf"), days=40)
+
+
+def test_train_register_promote_and_reload(portfolio_dir, mlflow_uri):
+    portfolio = read_portfolio(portfolio_dir)
+    first = train_site(portfolio, "load_x", FAST, train_end="2024-04-01T00:00:00+08:00")
+    assert first["alias"] == "champion" and first["reason"] == "first model"
+    client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    run = client.get_run(first["run_id"])
+    for key in ("holdout_mae", "holdout_rmse", "holdout_mean_pinball", "holdout_coverage_p10_p90"):
+        assert key in run.data.metrics
+    assert run.data.params["holdout_end"] == "2024-03-31T16:00:00+00:00"
+    assert pd.Timestamp(run.data.params["fit_end"]) < pd.Timestamp(run.data.params[
+        "holdout_start"])
+    artifacts = {a.path for a in client.list_artifacts(first["run_id"], "plots")}
+    assert "plots/forecast_vs_actual.png" in artifacts
+    assert "plots/feature_importance.png" in artifacts
+    assert client.get_experiment(run.info.experiment_id).name == "vpp-load"
+
+    # a deliberately weak challenger on the same window must not take over
+    weak = TrainingConfig(n_estimators=1, learning_rate=0.01, holdout_days=5, calibration_days=0)
+    second = train_site(portfolio, "load_x", weak, train_end="2024-04-01T00:00:00+08:00")
+    assert second["alias"] == "challenger", second["reason"]
+    assert str(client.get_model_version_by_alias("load-load_x", "champion").version) == "1"
+    assert "champion_holdout_mean_pinball" in client.get_run(second["run_id"]).data.metrics
+
+    loaded = ModelRegistry(mlflow_uri).champion("load", "load_x")
+    assert loaded.label == "load-load_x/1"
+    out = loaded.forecaster.forecast(portfolio.site_data("load_x"),
+                                     pd.Timestamp("2024-04-02T12:00", tz=TZ),
+                                     pd.date_range("2024-04-03", periods=96, freq="15min", tz=TZ))
+    assert out.shape == (96, 3)
+
+
+def test_cli_train_and_forecast_contract(portfolio_dir, mlflow_uri, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--data", str(portfolio_dir), "--kind", "load", "--site",
+                              "load_x", "--train-end", "2024-04-05T00:00:00+08:00",
+                              "--holdout-days", "5", "--n-estimators", "40"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "fc.csv"
+    res = runner.invoke(app, ["forecast", "--data", str(portfolio_dir), "--kind", "load",
+                              "--site", "load_x", "--issue-time", "2024-04-06T12:00:00+08:00",
+                              "--start", "2024-04-07T00:00:00+08:00",
+                              "--end", "2024-04-08T00:00:00+08:00",
+                              "--quantiles", "0.1,0.5,0.9,0.99", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    fc = pd.read_csv(out)
+    assert list(fc.columns) == ["site_id", "issue_time", "timestamp", "q0.1", "q0.5", "q0.9",
+                                "q0.99", "model_version"]
+    assert len(fc) == 96
+    assert fc["timestamp"].iloc[0] == "2024-04-07T00:00:00+08:00"
+    assert (fc["q0.1"] <= fc["q0.5"]).all() and (fc["q0.9"] <= fc["q0.99"]).all()
+    assert fc["model_version"].iloc[0] == "load-load_x/1"
+
+
+def test_cli_errors_say_what_to_fix(portfolio_dir, mlflow_uri, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["forecast", "--data", str(portfolio_dir), "--kind", "load",
+                              "--site", "nope", "--issue-time", "2024-04-06T12:00:00+08:00",
+                              "--start", "2024-04-07T00:00:00+08:00",
+                              "--end", "2024-04-08T00:00:00+08:00", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "unknown site 'nope'" in res.output
+    res = runner.invoke(app, ["forecast", "--data", str(portfolio_dir), "--kind", "load",
+                              "--site", "load_x", "--issue-time", "2024-04-06T12:00:00",
+                              "--start", "2024-04-07T00:00:00+08:00",
+                              "--end", "2024-04-08T00:00:00+08:00", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "no UTC offset" in res.output
+
+
+def test_unreachable_tracking_server_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with pytest.raises(TrackingUnavailableError, match="cannot be reached|unreachable"):
+        with tracking_session("http://127.0.0.1:9"):
+            pass

@@ -133,8 +133,8 @@ class _PoolBaseline(BaselineEstimator):
             raise InsufficientDataError(
                 f"{self._who()}: no similar-day pool for the window {index[0]} .. "
                 f"{index[-1] + self.resolution_} (local day {day}, a "
-                f"{day_type(day, self.holiday_country_)} -> pool {'/'.join(accepted)}): found {len(chosen)} of the {self.min_days} "
-                f"day(s) needed within the {self.lookback_days} days before it "
+                f"{day_type(day, self.holiday_country_)} -> pool {'/'.join(accepted)}): found "
+                f"{len(chosen)} of the {self.min_days} day(s) needed within the {self.lookback_days} days before it "
                 f"({int((kind_ok & ~not_event).sum())} earlier event day(s) and "
                 f"{int((kind_ok & not_event & ~complete).sum())} day(s) with missing readings "
                 "skipped); give more history before the event or raise lookback_days")

@@ -1,0 +1,543 @@
+"""ML counterfactual baseline: LightGBM with weather, calendar and the customer's recent level.
+
+``MLBaseline`` learns a customer's load on *non-event* days from features known before an
+event (plus the weather, which a response cannot change) and predicts the event window:
+``baseline_kw`` from a least-squares booster (the conditional mean, so that summed over
+many events the baseline is unbiased, which a median is not for skewed household load) and
+a band ``baseline_p10_kw``/``baseline_p90_kw`` from ``models.quantile.LGBMQuantileRegressor``.
+
+Features of the interval ``t`` on local day ``D`` (declared in ``FEATURES``):
+
+- calendar (``forecasting.calendar.calendar_features``) and the similar-day pool of ``D``;
+- weather: ``temp_air_c`` at ``t``, its mean over the 24 h before ``t`` and the maximum of
+  day ``D`` (observed weather, or the latest forecast where no observation exists);
+- recent level, in units of the customer's scale (``use_recent_level``): at ``t``'s slot,
+  the mean of the latest ``similar_days`` days of ``D``'s pool (the similar-days baseline)
+  and the value 7 days earlier; the mean of the ``recent_days`` days before ``D``. Event
+  days never enter. Only days before ``D`` are used, and at prediction every reading is
+  masked unless its interval ended by the event start (``DayMatrix`` cut-off): no leakage;
+- customer: its scale (mean training load, kW) and an integer code (pooled models).
+
+The target is ``load / scale`` so that one pooled model serves customers of any size;
+``strategy`` picks ``pooled`` (one model for all, helps customers with little history),
+``per_customer`` or ``auto`` (own model where at least ``min_days_own_model`` days of
+history exist, the pooled model for the others). An optional capped day-of adjustment
+(``adjustment``) rescales the prediction with the hours before the notice, as in
+``XofYBaseline``.
+
+References: Ke et al. (2017) "LightGBM"; LBNL (Mathieu, Price, Kiliccote, Piette 2011)
+"Quantifying changes in building electricity use, with application to demand response";
+CalTRACK 2.0 methods (hourly model: time-of-week and temperature) for the weather part.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from forecasting.calendar import calendar_features
+from forecasting.errors import (
+    DataError,
+    InsufficientDataError,
+    MissingColumnsError,
+    UnknownSiteError,
+)
+from models.baselines.common import (
+    BaselineDetails,
+    BaselineEstimator,
+    DayMatrix,
+    check_load,
+    check_window,
+    pool_of_day,
+    to_local_dates,
+    window_index,
+)
+from models.baselines.rules import ADJUSTMENTS
+from models.quantile import LGBMQuantileRegressor, check_quantiles
+
+POOL_CODE = {"working": 0, "weekend": 1, "holiday": 2}
+CALENDAR_FEATURES = ("cal_minute_of_day", "cal_day_of_week", "cal_is_working_day",
+                     "cal_is_holiday", "cal_is_swapped_workday", "cal_day_of_year_sin",
+                     "cal_day_of_year_cos", "cal_prev_day_working", "cal_next_day_working",
+                     "cal_days_to_spring_festival", "cal_pool")
+WEATHER_FEATURES = ("wx_temp_air_c", "wx_temp_mean_24h_c", "wx_temp_day_max_c")
+LEVEL_FEATURES = ("lvl_similar_days_rel", "lvl_week_ago_rel", "lvl_recent_mean_rel")
+CUSTOMER_FEATURES = ("cust_scale_kw", "cust_code")
+STRATEGIES = ("pooled", "per_customer", "auto")
+SINGLE = "customer"
+
+
+def temperature_series(weather: pd.DataFrame | pd.Series | None, name: str = "weather"
+                       ) -> pd.Series | None:
+    """Air temperature (°C) per UTC timestamp from a weather frame.
+
+    Accepts a Series, a frame indexed by timestamp, or a frame with a ``timestamp`` column
+    (and optional ``issue_time``: observations, ``issue_time`` NaT, win; elsewhere the latest
+    issued forecast). Refuses a frame without ``temp_air_c``.
+    """
+    if weather is None:
+        return None
+    if isinstance(weather, pd.Series):
+        temp = weather
+    else:
+        frame = weather
+        if "timestamp" in frame.columns:
+            frame = frame.set_index("timestamp")
+        if "temp_air_c" not in frame.columns:
+            raise MissingColumnsError(f"{name} has no temp_air_c column; the ML baseline needs "
+                                      "air temperature", ["temp_air_c"])
+        if "issue_time" in frame.columns:
+            obs = frame["issue_time"].isna()
+            order = frame.assign(_obs=obs.astype(int)).sort_values(["_obs", "issue_time"],
+                                                                   na_position="last")
+            frame = order[~order.index.duplicated(keep="last")]
+        temp = frame["temp_air_c"]
+    if not isinstance(temp.index, pd.DatetimeIndex) or temp.index.tz is None:
+        raise DataError(f"{name}: timestamps must be tz-aware")
+    temp = pd.to_numeric(temp, errors="coerce").astype("float64").dropna()
+    temp.index = temp.index.tz_convert("UTC").as_unit("ns")
+    return temp[~temp.index.duplicated(keep="last")].sort_index()
+
+
+@dataclass
+class _Customer:
+    """What the model keeps of one customer: history, calendar and scale."""
+
+    code: int
+    matrix: DayMatrix
+    pool_of_row: np.ndarray
+    event_row: np.ndarray
+    event_days: frozenset
+    temperature: pd.Series | None
+    scale_kw: float
+    n_days: int
+    temp_mean_24h: pd.Series | None = None
+    temp_day_max: pd.Series | None = None
+
+    def __post_init__(self):
+        temp = self.temperature
+        if temp is not None and not temp.empty and self.temp_mean_24h is None:
+            self.temp_mean_24h = temp.rolling("24h").mean()
+            local_days = temp.index.tz_convert(self.matrix.timezone).tz_localize(
+                None).normalize()
+            self.temp_day_max = temp.groupby(local_days).max()
+
+
+def _level_features(values: np.ndarray, pool_of_row: np.ndarray, event_row: np.ndarray,
+                    day_rows: np.ndarray, day_pools: np.ndarray, k: int, recent_days: int,
+                    lookback_days: int) -> dict[str, np.ndarray]:
+    """Recent-level features (kW) for days ``day_rows``, shape (len(day_rows), n_slots).
+
+    Only rows strictly before each day are read, event rows never. ``values`` may hold NaN.
+    """
+    n_days, n_slots = values.shape
+    out_sim = np.full((len(day_rows), n_slots), np.nan)
+    clean = np.where(event_row[:, None], np.nan, values)
+    finite = ~np.isnan(clean)
+    for pool in np.unique(day_pools):
+        rows_p = np.flatnonzero((pool_of_row == pool) & ~event_row)
+        target = np.flatnonzero(day_pools == pool)
+        if rows_p.size == 0 or target.size == 0:
+            continue
+        sub = np.nan_to_num(clean[rows_p])
+        cnt = finite[rows_p].astype(np.int64)
+        csum = np.vstack([np.zeros((1, n_slots)), np.cumsum(sub, axis=0)])
+        ccnt = np.vstack([np.zeros((1, n_slots), dtype=np.int64), np.cumsum(cnt, axis=0)])
+        j = np.searchsorted(rows_p, day_rows[target], side="left")  # rows before the day
+        lo = np.maximum(j - k, 0)
+        s = csum[j] - csum[lo]
+        c = ccnt[j] - ccnt[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s / c
+        last = np.where(j > 0, rows_p[np.maximum(j - 1, 0)], -10**9)
+        stale = (day_rows[target] - last) > lookback_days
+        mean[stale] = np.nan
+        out_sim[target] = mean
+    week = day_rows - 7
+    ok = (week >= 0) & (week < n_days)
+    week_ago = np.full((len(day_rows), n_slots), np.nan)
+    week_ago[ok] = clean[week[ok]]
+    # mean of the `recent_days` calendar days before each day (event days excluded)
+    day_sum = np.nansum(clean, axis=1)
+    day_cnt = finite.sum(axis=1)
+    cs = np.concatenate([[0.0], np.cumsum(day_sum)])
+    cc = np.concatenate([[0], np.cumsum(day_cnt)])
+    hi = np.clip(day_rows, 0, n_days)
+    lo = np.clip(day_rows - recent_days, 0, n_days)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recent = (cs[hi] - cs[lo]) / (cc[hi] - cc[lo])
+    return {"similar": out_sim, "week_ago": week_ago, "recent": recent}
+
+
+class MLBaseline(BaselineEstimator):
+    """LightGBM counterfactual baseline with a P10-P90 band (see the module doc).
+
+    Parameters
+    ----------
+    quantiles : levels of the band (0.1, 0.9).
+    n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM settings shared by
+        the mean and the quantile boosters (one thread each).
+    use_recent_level : offer the recent-level features (True). Off for long-horizon M&V
+        (a reporting year after a retrofit), where the recent level would hold the saving.
+    similar_days, recent_days, lookback_days : window of the level features (5, 7, 45 days).
+    strategy : ``pooled``, ``per_customer`` or ``auto`` (see module doc).
+    min_days_own_model : history (days) for an own model under ``auto`` (180).
+    adjustment, adjustment_cap, adjustment_window_minutes, adjustment_gap_minutes : optional
+        day-of adjustment as in ``XofYBaseline`` (default None: off).
+    max_training_days : history used for training, counted back from the training end (365).
+    max_training_rows : random subsample of training rows above this (300,000).
+    random_state : seed of LightGBM's bagging and the subsample.
+    """
+
+    method = "ml"
+
+    def __init__(self, quantiles=(0.1, 0.9), n_estimators: int = 300,
+                 learning_rate: float = 0.05, num_leaves: int = 31,
+                 min_child_samples: int = 50, use_recent_level: bool = True,
+                 similar_days: int = 5, recent_days: int = 7, lookback_days: int = 45,
+                 strategy: str = "pooled", min_days_own_model: int = 180,
+                 adjustment: str | None = None, adjustment_cap: float | None = 0.2,
+                 adjustment_window_minutes: int = 180, adjustment_gap_minutes: int = 60,
+                 max_training_days: int | None = 365, max_training_rows: int = 300_000,
+                 random_state: int = 0):
+        self.quantiles = quantiles
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.use_recent_level = use_recent_level
+        self.similar_days = similar_days
+        self.recent_days = recent_days
+        self.lookback_days = lookback_days
+        self.strategy = strategy
+        self.min_days_own_model = min_days_own_model
+        self.adjustment = adjustment
+        self.adjustment_cap = adjustment_cap
+        self.adjustment_window_minutes = adjustment_window_minutes
+        self.adjustment_gap_minutes = adjustment_gap_minutes
+        self.max_training_days = max_training_days
+        self.max_training_rows = max_training_rows
+        self.random_state = random_state
+
+    # -- configuration ---------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        check_quantiles(self.quantiles)
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}, expected one of "
+                             f"{list(STRATEGIES)}")
+        if self.adjustment not in ADJUSTMENTS:
+            raise ValueError(f"unknown adjustment {self.adjustment!r}, expected one of "
+                             f"{list(ADJUSTMENTS)}")
+        for name in ("similar_days", "recent_days", "lookback_days", "n_estimators",
+                     "min_child_samples", "max_training_rows"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Feature columns in model order, derived from the configuration."""
+        names = [*CALENDAR_FEATURES, *WEATHER_FEATURES]
+        if self.use_recent_level:
+            names += LEVEL_FEATURES
+        return (*names, *CUSTOMER_FEATURES)
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, load_kw: pd.Series | Mapping[str, pd.Series], *, timezone: str,
+            holiday_country: str | None = None,
+            event_days: Iterable | Mapping[str, Iterable] = (),
+            weather: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
+            customer_id: str | None = None, train_end=None):
+        """Fit on the non-event days before ``train_end`` (default: all history).
+
+        ``load_kw`` is one customer's series or a mapping customer id -> series (pooled);
+        ``event_days`` and ``weather`` are then mappings too (weather: a frame with
+        ``temp_air_c``, see ``temperature_series``). The full history is kept for the
+        recent-level features of later predictions (masked at each event start).
+        """
+        self._validate_params()
+        loads = dict(load_kw) if isinstance(load_kw, Mapping) else {customer_id or SINGLE:
+                                                                     load_kw}
+        if not loads:
+            raise DataError("no customer load given")
+        events = (event_days if isinstance(event_days, Mapping)
+                  else {c: event_days for c in loads})
+        weathers = weather if isinstance(weather, Mapping) else {c: weather for c in loads}
+        self.timezone_ = timezone
+        self.holiday_country_ = holiday_country
+        self.customers_: dict[str, _Customer] = {}
+        resolutions = set()
+        end = None if train_end is None else pd.Timestamp(train_end)
+        for code, (cid, series) in enumerate(sorted(loads.items())):
+            load, res = check_load(series, f"load of customer {cid}")
+            resolutions.add(res)
+            self.customers_[cid] = self._customer(code, cid, load, res, events.get(cid, ()),
+                                                  weathers.get(cid), end)
+        if len(resolutions) > 1:
+            raise DataError(f"customers have different resolutions {sorted(resolutions)}; "
+                            "fit one MLBaseline per resolution")
+        self.resolution_ = resolutions.pop()
+        self.train_end_ = end
+        X, y, owners = self._training_rows(end)
+        self.models_: dict[str, tuple] = {}
+        self.model_of_: dict[str, str] = {}
+        pooled_needed = self.strategy == "pooled" or len(self.customers_) == 1
+        if not pooled_needed:
+            for cid, cust in self.customers_.items():
+                own = self.strategy == "per_customer" or cust.n_days >= self.min_days_own_model
+                if own:
+                    mask = owners == cid
+                    self.models_[cid] = self._fit_boosters(X[mask], y[mask], cid)
+                    self.model_of_[cid] = cid
+                else:
+                    pooled_needed = True
+        if pooled_needed:
+            self.models_["pooled"] = self._fit_boosters(X, y, "pooled")
+            for cid in self.customers_:
+                self.model_of_.setdefault(cid, "pooled")
+        return self
+
+    def _customer(self, code, cid, load, res, events, weather, end) -> _Customer:
+        days = to_local_dates(events)
+        matrix = DayMatrix.build(load, res, self.timezone_)
+        pools = np.array([POOL_CODE[pool_of_day(matrix.day(r), self.holiday_country_)]
+                          for r in range(matrix.n_days)])
+        ev = np.array([matrix.day(r) in days for r in range(matrix.n_days)], dtype=bool)
+        train = load if end is None else load[load.index < end]
+        if self.max_training_days and not train.empty:
+            train = train[train.index >= train.index[-1] - pd.Timedelta(
+                days=self.max_training_days)]
+        local_days = train.index.tz_convert(self.timezone_).date
+        train = train[~pd.Index(local_days).isin(list(days))]
+        if train.empty:
+            raise InsufficientDataError(
+                f"customer {cid}: no non-event readings before the training end {end}; the ML "
+                "baseline needs history")
+        scale = float(train.abs().mean())
+        if scale <= 0:
+            raise DataError(f"customer {cid}: load is zero throughout the training window")
+        return _Customer(code, matrix, pools, ev, days,
+                         temperature_series(weather, f"weather of customer {cid}"), scale,
+                         int(pd.Index(local_days).nunique()))
+
+    def _training_rows(self, end):
+        frames, targets, owners = [], [], []
+        for cid, cust in self.customers_.items():
+            m = cust.matrix
+            utc = m.utc_ns.ravel()
+            vals = m.values.ravel()
+            rows = np.repeat(np.arange(m.n_days), m.n_slots)
+            ok = ~np.isnan(vals) & ~np.repeat(cust.event_row, m.n_slots)
+            if end is not None:
+                ok &= utc < end.value
+            if self.max_training_days and ok.any():
+                ok &= utc >= utc[ok].max() - self.max_training_days * 86_400 * 10**9
+            index = pd.DatetimeIndex(utc[ok], tz="UTC")
+            X = self._features(cust, index, rows[ok], cutoff=None)
+            frames.append(X)
+            targets.append(vals[ok] / cust.scale_kw)
+            owners.append(np.full(len(X), cid, dtype=object))
+        X = np.vstack(frames)
+        y = np.concatenate(targets)
+        owners = np.concatenate(owners)
+        if len(y) > self.max_training_rows:
+            keep = np.sort(np.random.default_rng(self.random_state).choice(
+                len(y), self.max_training_rows, replace=False))
+            X, y, owners = X[keep], y[keep], owners[keep]
+        return X, y, owners
+
+    def _fit_boosters(self, X, y, label):
+        if len(y) < 4 * self.min_child_samples:
+            raise InsufficientDataError(
+                f"{label}: {len(y)} training rows are too few for the ML baseline (need "
+                f"{4 * self.min_child_samples}); use a rule baseline or give more history")
+        params = {"objective": "regression", "learning_rate": self.learning_rate,
+                  "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples,
+                  "bagging_fraction": 0.8, "bagging_freq": 1, "feature_fraction": 0.8,
+                  "max_bin": 63, "force_col_wise": True, "num_threads": 1,
+                  "seed": self.random_state, "verbose": -1}
+        mean = lgb.train(params, lgb.Dataset(X, y, params={"max_bin": 63, "verbose": -1}),
+                         num_boost_round=self.n_estimators)
+        band = LGBMQuantileRegressor(
+            quantiles=self.quantiles, n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples, n_jobs=1,
+            random_state=self.random_state).fit(X, y)
+        return mean, band
+
+    # -- features --------------------------------------------------------------------------
+    def _features(self, cust: _Customer, index: pd.DatetimeIndex, day_rows: np.ndarray | None,
+                  cutoff: pd.Timestamp | None) -> np.ndarray:
+        """Feature matrix (rows of ``index``) in ``feature_names`` order.
+
+        ``cutoff``: mask every reading whose interval had not ended by then (prediction).
+        """
+        m = cust.matrix
+        local = index.tz_convert(self.timezone_)
+        dates = np.asarray(local.tz_localize(None).normalize().asi8 // (86_400 * 10**9))
+        first = (m.first_day - dt.date(1970, 1, 1)).days
+        rows = dates - first if day_rows is None else day_rows
+        res_min = int(self.resolution_ / pd.Timedelta(minutes=1))
+        slots = ((local.hour * 60 + local.minute) // res_min).to_numpy()
+        cal = calendar_features(index, self.timezone_, self.holiday_country_)
+        unique_rows, inverse = np.unique(rows, return_inverse=True)
+        day_pool = np.array([POOL_CODE[pool_of_day(m.day(r), self.holiday_country_)]
+                             for r in unique_rows])
+        cols = {c: cal[c].to_numpy(dtype=float) for c in CALENDAR_FEATURES if c in cal}
+        cols["cal_pool"] = day_pool[inverse].astype(float)
+        cols.update(self._weather_features(cust, index, local))
+        if self.use_recent_level:
+            values = m.values
+            if cutoff is not None:
+                known = (m.utc_ns != np.iinfo(np.int64).max) & (
+                    m.utc_ns + self.resolution_.value <= cutoff.value)
+                values = np.where(known, values, np.nan)
+            lvl = _level_features(values, cust.pool_of_row, cust.event_row, unique_rows,
+                                  day_pool, self.similar_days, self.recent_days,
+                                  self.lookback_days)
+            cols["lvl_similar_days_rel"] = lvl["similar"][inverse, slots] / cust.scale_kw
+            cols["lvl_week_ago_rel"] = lvl["week_ago"][inverse, slots] / cust.scale_kw
+            cols["lvl_recent_mean_rel"] = lvl["recent"][inverse] / cust.scale_kw
+        cols["cust_scale_kw"] = np.full(len(index), cust.scale_kw)
+        cols["cust_code"] = np.full(len(index), float(cust.code))
+        return np.column_stack([cols[name] for name in self.feature_names])
+
+    def _weather_features(self, cust, index, local) -> dict[str, np.ndarray]:
+        n = len(index)
+        temp = cust.temperature
+        if temp is None or temp.empty:
+            return {name: np.full(n, np.nan) for name in WEATHER_FEATURES}
+        width = pd.Timedelta(hours=1) if len(temp) < 2 else pd.Timedelta(
+            int(np.median(np.diff(temp.index.asi8))), unit="ns")
+        pos = temp.index.searchsorted(index, side="right") - 1
+        valid = (pos >= 0)
+        at = np.full(n, np.nan)
+        p = np.maximum(pos, 0)
+        fresh = valid & ((index - temp.index[p]) < width)
+        at[fresh] = temp.to_numpy()[p[fresh]]
+        m24 = np.full(n, np.nan)
+        m24[valid] = cust.temp_mean_24h.to_numpy()[p[valid]]
+        want = local.tz_localize(None).normalize()
+        dmax = cust.temp_day_max.reindex(want).to_numpy()
+        return {"wx_temp_air_c": at, "wx_temp_mean_24h_c": m24, "wx_temp_day_max_c": dmax}
+
+    # -- prediction ------------------------------------------------------------------------
+    def _customer_of(self, customer_id: str | None) -> tuple[str, _Customer]:
+        check_is_fitted(self, "models_")
+        if customer_id is None:
+            if len(self.customers_) != 1:
+                raise DataError("this ML baseline was fitted on several customers; pass "
+                                "customer_id")
+            customer_id = next(iter(self.customers_))
+        if customer_id not in self.customers_:
+            known = sorted(self.customers_)
+            raise UnknownSiteError(f"customer {customer_id!r} is not known to this ML "
+                                   f"baseline; known: {', '.join(known[:10])}"
+                                   f"{' ...' if len(known) > 10 else ''}")
+        return customer_id, self.customers_[customer_id]
+
+    def _raw(self, cid: str, cust: _Customer, index: pd.DatetimeIndex, cutoff: pd.Timestamp
+             ) -> np.ndarray:
+        X = self._features(cust, index, None, cutoff)
+        mean, band = self.models_[self.model_of_[cid]]
+        mu = mean.predict(X, num_threads=1)
+        qs = band.predict(X)
+        lo = np.minimum(qs[:, 0], mu)
+        hi = np.maximum(qs[:, -1], mu)
+        return np.column_stack([mu, lo, hi]) * cust.scale_kw
+
+    def predict(self, start, end, notice_time=None, customer_id: str | None = None
+                ) -> pd.DataFrame:
+        """Baseline (``baseline_kw``) and band (``baseline_p10_kw``, ``baseline_p90_kw``)."""
+        return self.predict_details(start, end, notice_time, customer_id).frame
+
+    def predict_details(self, start, end, notice_time=None, customer_id: str | None = None
+                        ) -> BaselineDetails:
+        cid, cust = self._customer_of(customer_id)
+        s, e, n = check_window(start, end, notice_time)
+        index = window_index(s, e, self.resolution_)
+        raw = self._raw(cid, cust, index, s)
+        factor = None
+        notes = [f"model {self.model_of_[cid]}"]
+        if self.adjustment is not None:
+            factor = self._adjust(cid, cust, s, n)
+            if self.adjustment == "multiplicative":
+                raw = raw * factor
+            else:
+                raw = raw + factor
+        frame = pd.DataFrame(raw, index=index,
+                             columns=["baseline_kw", "baseline_p10_kw", "baseline_p90_kw"])
+        return BaselineDetails(frame, self.method, (), factor, self.adjustment, tuple(notes))
+
+    def _adjust(self, cid, cust, start, notice) -> float:
+        ref = notice - pd.Timedelta(minutes=self.adjustment_gap_minutes)
+        idx = window_index(ref - pd.Timedelta(minutes=self.adjustment_window_minutes), ref,
+                           self.resolution_)
+        idx = idx[idx + self.resolution_ <= ref]
+        if idx.empty:
+            raise DataError("the adjustment window holds no whole interval; lengthen "
+                            "adjustment_window_minutes")
+        day = idx[0].tz_convert(self.timezone_).date()
+        offsets, slots = cust.matrix.locate(idx, day)
+        actual = cust.matrix.take(cust.matrix.row(day) + offsets, slots, notice)
+        ok = ~np.isnan(actual)
+        if not ok.any():
+            raise InsufficientDataError(
+                f"customer {cid}: no reading in the adjustment window {idx[0]} .. "
+                f"{idx[-1] + self.resolution_}; use adjustment=None")
+        model = self._raw(cid, cust, idx, start)[:, 0]
+        a, b = float(actual[ok].mean()), float(model[ok].mean())
+        cap = self.adjustment_cap
+        if self.adjustment == "multiplicative":
+            if b <= 0:
+                raise DataError(f"customer {cid}: modelled load over the adjustment window is "
+                                f"{b:.3g} kW (<= 0); use adjustment='additive'")
+            f = a / b
+            return float(np.clip(f, 1 - cap, 1 + cap)) if cap is not None else f
+        off = a - b
+        return float(np.clip(off, -cap * abs(b), cap * abs(b))) if cap is not None else off
+
+    def set_history(self, load_kw: pd.Series | Mapping[str, pd.Series],
+                    event_days: Iterable | Mapping[str, Iterable] = (),
+                    weather: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None
+                    ) -> MLBaseline:
+        """Replace the customers' history (for the level features) without refitting.
+
+        For a model loaded from the registry: give it the readings up to now. Customers must
+        be known to the model; scale and code stay those of training.
+        """
+        check_is_fitted(self, "models_")
+        loads = dict(load_kw) if isinstance(load_kw, Mapping) else {
+            next(iter(self.customers_)): load_kw}
+        events = event_days if isinstance(event_days, Mapping) else {c: event_days
+                                                                     for c in loads}
+        weathers = weather if isinstance(weather, Mapping) else {c: weather for c in loads}
+        for cid, series in loads.items():
+            _, old = self._customer_of(cid)
+            load, res = check_load(series, f"load of customer {cid}")
+            if res != self.resolution_:
+                raise DataError(f"customer {cid}: resolution {res} differs from the model's "
+                                f"{self.resolution_}")
+            days = to_local_dates(events.get(cid, ()))
+            m = DayMatrix.build(load, res, self.timezone_)
+            pools = np.array([POOL_CODE[pool_of_day(m.day(r), self.holiday_country_)]
+                              for r in range(m.n_days)])
+            ev = np.array([m.day(r) in days for r in range(m.n_days)], dtype=bool)
+            temp = temperature_series(weathers.get(cid), f"weather of customer {cid}")
+            self.customers_[cid] = _Customer(old.code, m, pools, ev, days,
+                                             temp if temp is not None else old.temperature,
+                                             old.scale_kw, old.n_days)
+        return self
+
+    def feature_importances(self) -> pd.Series:
+        """Gain of the mean booster(s), summed over models, by feature name."""
+        check_is_fitted(self, "models_")
+        gain = np.sum([mean.feature_importance("gain") for mean, _ in self.models_.values()],
+                      axis=0)
+        return pd.Series(gain, index=list(self.feature_names)).sort_values(ascending=False)

@@ -13,9 +13,11 @@ import time
 import traceback
 from collections.abc import Callable
 
-from forecasting.portfolio import Portfolio
+import pandas as pd
+
+from forecasting.portfolio import Portfolio, as_utc
 from pipelines.config import TrainingConfig
-from pipelines.tracking import tracking_session
+from pipelines.tracking import champion_version, registered_name, tracking_session
 from pipelines.training import log_and_register, train_core
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ def _dask_results(datas, config, workers: int, scheduler_address: str | None):
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None,
-                               env={"OMP_NUM_THREADS": "1"})
+                               silence_logs=logging.ERROR, env={"OMP_NUM_THREADS": "1"})
         client = Client(cluster)
     try:
         futures = [client.submit(_fit, d, config, pure=False) for d in datas]
@@ -54,6 +56,14 @@ def _dask_results(datas, config, workers: int, scheduler_address: str | None):
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def untrained_sites(portfolio: Portfolio, site_ids: list[str], uri: str | None = None
+                    ) -> list[str]:
+    """The sites without a registered champion."""
+    with tracking_session(uri) as client:
+        return [s for s in site_ids if champion_version(
+            client, registered_name(portfolio.site(s).kind, s)) is None]
 
 
 def train_many(portfolio: Portfolio, site_ids: list[str], config: TrainingConfig,
@@ -85,3 +95,33 @@ def train_many(portfolio: Portfolio, site_ids: list[str], config: TrainingConfig
             if on_done:
                 on_done(sid)
     return sorted(summaries, key=lambda r: r["site_id"])
+
+
+def forecast_many(portfolio: Portfolio, site_ids: list[str], issue_time, horizon: str,
+                  quantiles=None, registry=None, on_done: Callable[[str], None] | None = None
+                  ) -> tuple[pd.DataFrame, list[dict]]:
+    """Forecasts of many sites for one issue time (the nightly batch).
+
+    Returns the forecasts of every site that worked (output format, UTC) and a list of
+    ``{"site_id", "error"}`` for those that did not; one failing site never stops the rest.
+    Forecasting takes milliseconds per site, so this runs in the driver process.
+    """
+    from pipelines.forecasting import forecast_core, horizon_window
+    from pipelines.registry import ModelRegistry
+
+    registry = registry or ModelRegistry()
+    issue = as_utc(issue_time, "issue_time")
+    frames, failures = [], []
+    for sid in site_ids:
+        try:
+            site = portfolio.site(sid)
+            start, end = horizon_window(site, issue, horizon)
+            model = registry.champion(site.kind, sid)
+            frames.append(forecast_core(model, portfolio.site_data(sid), issue, start, end,
+                                        quantiles))
+        except Exception as err:  # report the site, go on with the rest
+            log.error("site %s: %s: %s", sid, type(err).__name__, err)
+            failures.append({"site_id": sid, "error": f"{type(err).__name__}: {err}"})
+        if on_done:
+            on_done(sid)
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), failures

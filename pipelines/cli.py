@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from forecasting.errors import DataError, ModelNotFoundError
-from forecasting.portfolio import read_portfolio
+from forecasting.portfolio import as_utc, read_portfolio
 from pipelines.tracking import TrackingUnavailableError, tracking_uri
 
 app = typer.Typer(help="VPP forecasting and baseline service: data, training, forecasts, "
@@ -142,15 +142,24 @@ def train_all(data: Path = DATA_OPT,
               kind: list[str] = typer.Option(["load", "pv", "wind"], help="kinds to train"),
               workers: int = typer.Option(2, help="parallel Dask worker processes (1 = none)"),
               holdout_days: float = typer.Option(14, help="held-out days per site"),
-              n_estimators: int = typer.Option(None, help="boosting rounds per level")):
+              n_estimators: int = typer.Option(None, help="boosting rounds per level"),
+              skip_trained: bool = typer.Option(False, help="skip sites that already have a "
+                                                             "champion (fast restarts)")):
     """Train every site of the given kinds; a failing site is reported, the rest go on."""
-    from pipelines.batch import train_many
+    from pipelines.batch import train_many, untrained_sites
 
     try:
         portfolio = read_portfolio(data)
     except DataError as err:
         _fail(err)
     sites = [s.site_id for s in portfolio.sites.values() if s.kind in kind]
+    if skip_trained:
+        todo = untrained_sites(portfolio, sites)
+        console.print(f"{len(sites) - len(todo)} of {len(sites)} sites already have a champion; "
+                      f"training {len(todo)}")
+        sites = todo
+    if not sites:
+        return
     config = _config(None, holdout_days, n_estimators)
     with _progress() as progress:
         task = progress.add_task("training sites", total=len(sites))
@@ -194,6 +203,51 @@ def forecast(data: Path = DATA_OPT,
         _fail(err)
     write_forecast_csv(frame, out, portfolio.site(site).timezone)
     console.print(f"wrote {len(frame)} rows to {out} (model {frame['model_version'].iloc[0]})")
+
+
+@app.command("batch-forecast")
+def batch_forecast(data: Path = DATA_OPT,
+                   issue_time: str = typer.Option("now", "--issue-time",
+                                                  help="ISO time with offset, or 'now'"),
+                   horizon: str = typer.Option("day_ahead",
+                                               help="intraday, day_ahead or d_plus_2"),
+                   kind: list[str] = typer.Option(["load", "pv", "wind"], help="kinds"),
+                   quantiles: str = typer.Option("0.1,0.5,0.9", help="levels"),
+                   out: Path = typer.Option(..., "--out", help="directory for the CSV and "
+                                                               "the failure report")):
+    """Nightly batch: forecast every site with its champion; failing sites are reported.
+
+    Writes ``forecasts_<issue>.csv`` (output format, UTC offsets) and, when a site fails,
+    ``failures_<issue>.csv``; exits 1 only if every site failed. Schedule it with cron or
+    a systemd timer, e.g. ``30 11 * * * cd /srv/vpp && make batch`` for the 12:00 bid.
+    """
+    from pipelines.batch import forecast_many
+
+    try:
+        portfolio = read_portfolio(data)
+        issue = (pd.Timestamp.now(tz="UTC").floor("15min") if issue_time == "now"
+                 else as_utc(issue_time, "--issue-time"))
+    except DataError as err:
+        _fail(err)
+    sites = [s.site_id for s in portfolio.sites.values() if s.kind in kind]
+    with _progress() as progress:
+        task = progress.add_task(f"forecasting {horizon} issued {issue}", total=len(sites))
+        frame, failures = forecast_many(portfolio, sites, issue, horizon, _quantiles(quantiles),
+                                        on_done=lambda sid: progress.advance(task))
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = issue.strftime("%Y%m%dT%H%MZ")
+    if not frame.empty:
+        path = out / f"forecasts_{stamp}.csv"
+        frame.assign(issue_time=frame["issue_time"].map(pd.Timestamp.isoformat),
+                     timestamp=frame["timestamp"].map(pd.Timestamp.isoformat)).to_csv(
+            path, index=False, float_format="%.4f")
+        console.print(f"wrote {len(frame)} rows for {frame['site_id'].nunique()} sites to {path}")
+    if failures:
+        pd.DataFrame(failures).to_csv(out / f"failures_{stamp}.csv", index=False)
+        console.print(f"[yellow]{len(failures)} of {len(sites)} sites failed[/yellow] "
+                      f"(see {out / f'failures_{stamp}.csv'})")
+        if len(failures) == len(sites):
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -8,6 +8,8 @@ more than a day, no measurement known in the week before the issue time (stale d
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 
 from forecasting.errors import DataError, StaleDataError
@@ -68,6 +70,38 @@ def forecast_site(portfolio: Portfolio, kind: str, site_id: str, issue_time, sta
     target_index(site, start, end)
     model = (registry or ModelRegistry()).champion(kind, site_id)
     return forecast_core(model, portfolio.site_data(site_id), issue_time, start, end, quantiles)
+
+
+HORIZONS = ("intraday", "day_ahead", "d_plus_2")
+
+
+def horizon_window(site, issue: pd.Timestamp, horizon: str | None = None,
+                   horizon_minutes: int | None = None, start: datetime | None = None,
+                   end: datetime | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The target window from one of: start+end, horizon_minutes, or a horizon name.
+
+    ``intraday``: the next 4 hours from the first interval starting at or after the issue;
+    ``day_ahead``: the next local day; ``d_plus_2``: the local day after it (default
+    ``day_ahead``).
+    """
+    given = sum(x is not None for x in (horizon_minutes, start or end))
+    if given > 1 or (horizon and given):
+        raise DataError("give one of: start and end, horizon_minutes, or horizon")
+    if (start is None) != (end is None):
+        raise DataError("give both start and end")
+    if horizon is not None and horizon not in HORIZONS:
+        raise DataError(f"unknown horizon {horizon!r}, expected one of {list(HORIZONS)}")
+    first = issue.ceil(pd.Timedelta(minutes=site.resolution_minutes))
+    if start is not None:
+        return pd.Timestamp(start), pd.Timestamp(end)
+    if horizon_minutes is not None:
+        return first, first + pd.Timedelta(minutes=horizon_minutes)
+    local = issue.tz_convert(site.timezone)
+    days = {"day_ahead": 1, "d_plus_2": 2}.get(horizon or "day_ahead")
+    if days is None:  # intraday
+        return first, first + pd.Timedelta(hours=4)
+    day = local.normalize() + pd.Timedelta(days=days)
+    return day.tz_convert("UTC"), (day + pd.Timedelta(days=1)).tz_convert("UTC")
 
 
 def to_local(frame: pd.DataFrame, timezone: str) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse
 
 from forecasting.errors import DataError, ModelNotFoundError, StaleDataError, UnknownSiteError
 from forecasting.portfolio import Portfolio, read_portfolio
-from pipelines.forecasting import forecast_core
+from pipelines.forecasting import forecast_core, horizon_window
 from pipelines.registry import ModelRegistry
 from pipelines.tracking import TrackingUnavailableError
 
@@ -71,28 +71,6 @@ def error_response(err: Exception) -> JSONResponse | None:
     return None
 
 
-def window(site, issue: pd.Timestamp, horizon: str | None, horizon_minutes: int | None,
-           start: datetime | None, end: datetime | None) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The target window from one of: start+end, horizon_minutes, horizon name."""
-    given = sum(x is not None for x in (horizon_minutes, start or end))
-    if given > 1 or (horizon and given):
-        raise DataError("give one of: start and end, horizon_minutes, or horizon")
-    if (start is None) != (end is None):
-        raise DataError("give both start and end")
-    res = pd.Timedelta(minutes=site.resolution_minutes)
-    first = issue.floor(res) + res if issue.floor(res) != issue else issue
-    if start is not None:
-        return pd.Timestamp(start), pd.Timestamp(end)
-    if horizon_minutes is not None:
-        return first, first + pd.Timedelta(minutes=horizon_minutes)
-    local = issue.tz_convert(site.timezone)
-    days = {"day_ahead": 1, "d_plus_2": 2}.get(horizon or "day_ahead")
-    if days is None:  # intraday: the rest of today and tomorrow up to 4 h
-        return first, first + pd.Timedelta(hours=4)
-    day = local.normalize() + pd.Timedelta(days=days)
-    return day.tz_convert("UTC"), (day + pd.Timedelta(days=1)).tz_convert("UTC")
-
-
 @bentoml.service(traffic={"timeout": 60}, workers=1)
 class VPPService:
     """Forecasts of load, PV and wind per site, from the registered champion models."""
@@ -130,7 +108,7 @@ class VPPService:
                      else pd.Timestamp(issue_time).tz_convert("UTC"))
             if issue_time == "now":
                 issue = issue.floor(f"{site.resolution_minutes}min")
-            t0, t1 = window(site, issue, horizon, horizon_minutes, start, end)
+            t0, t1 = horizon_window(site, issue, horizon, horizon_minutes, start, end)
             model = self.registry.champion(site.kind, site_id)
             frame = forecast_core(model, self.portfolio.site_data(site_id), issue, t0, t1,
                                   quantiles)

@@ -96,3 +96,23 @@ def test_unreachable_tracking_server_is_a_clear_error(monkeypatch):
     with pytest.raises(TrackingUnavailableError, match="cannot be reached|unreachable"):
         with tracking_session("http://127.0.0.1:9"):
             pass
+
+
+def test_batch_forecast_reports_a_failing_site_and_goes_on(portfolio_dir, mlflow_uri, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--data", str(portfolio_dir), "--kind", "load", "--site",
+                              "load_x", "--holdout-days", "5", "--n-estimators", "30"])
+    assert res.exit_code == 0, res.output
+    from pipelines.batch import forecast_many
+
+    portfolio = read_portfolio(portfolio_dir)
+    frame, failures = forecast_many(portfolio, ["ghost", "load_x"],
+                                    "2024-04-06T12:00:00+08:00", "day_ahead")
+    assert failures == [{"site_id": "ghost", "error": failures[0]["error"]}]
+    assert "UnknownSiteError" in failures[0]["error"]
+    assert len(frame) == 96 and set(frame["site_id"]) == {"load_x"}
+    res = runner.invoke(app, ["batch-forecast", "--data", str(portfolio_dir), "--issue-time",
+                              "2024-04-06T12:00:00+08:00", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    written = list((tmp_path / "out").glob("forecasts_*.csv"))
+    assert len(written) == 1 and len(pd.read_csv(written[0])) == 96

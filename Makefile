@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: help install run train serve sample-data test test-fast benchmarks lint clean
+.PHONY: help install run train batch serve sample-data test test-fast benchmarks lint clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -34,8 +34,11 @@ install: $(STAMP)  ## create the venv and install the pinned dependencies
 sample-data: $(STAMP)  ## generate the synthetic sample portfolio if absent
 	@test -f $(DATA)/sites.csv || $(BIN)/vpp sample-data --out $(DATA)
 
-train: sample-data  ## train every model kind the sample portfolio has, log to MLflow
-	$(BIN)/vpp train-all --data $(DATA)
+train: sample-data  ## train every site without a champion yet, log to MLflow
+	$(BIN)/vpp train-all --data $(DATA) --skip-trained $(TRAIN_ARGS)
+
+batch: $(STAMP)  ## nightly batch: day-ahead forecasts of every site (ISSUE=now or ISO time)
+	$(BIN)/vpp batch-forecast --data $(DATA) --issue-time $(or $(ISSUE),now) --out $(VAR)/forecasts
 
 run: train  ## set up, train on the sample portfolio, serve the API on 127.0.0.1:3000
 	$(BIN)/vpp serve --data $(DATA) --host $(HOST) --port $(PORT)

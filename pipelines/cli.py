@@ -141,6 +141,9 @@ def train(data: Path = DATA_OPT,
 def train_all(data: Path = DATA_OPT,
               kind: list[str] = typer.Option(["load", "pv", "wind"], help="kinds to train"),
               workers: int = typer.Option(2, help="parallel Dask worker processes (1 = none)"),
+              scheduler_address: str = typer.Option(None, help="a running Dask scheduler "
+                                                                "(tcp://host:8786) instead of "
+                                                                "local workers"),
               holdout_days: float = typer.Option(14, help="held-out days per site"),
               n_estimators: int = typer.Option(None, help="boosting rounds per level"),
               skip_trained: bool = typer.Option(False, help="skip sites that already have a "
@@ -164,6 +167,7 @@ def train_all(data: Path = DATA_OPT,
     with _progress() as progress:
         task = progress.add_task("training sites", total=len(sites))
         results = train_many(portfolio, sites, config, workers=workers,
+                             scheduler_address=scheduler_address,
                              on_done=lambda sid: progress.advance(task))
     table = Table("site", "version", "alias", "MAE kW", "P10-P90 cov.", "fit s", "status")
     for r in results:

@@ -145,7 +145,7 @@ def observation_width(timestamps: pd.Series) -> pd.Timedelta:
     ts = pd.DatetimeIndex(timestamps.drop_duplicates().sort_values())
     if len(ts) < 2:
         return pd.Timedelta(hours=1)
-    return pd.Timedelta(np.median(np.diff(ts.asi8)), unit="ns")
+    return pd.Timedelta(np.median(np.diff(ts.as_unit("ns").asi8)), unit="ns")
 
 
 def latest_issue(frame: pd.DataFrame, targets: pd.DatetimeIndex, issue_times: pd.DatetimeIndex,

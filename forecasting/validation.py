@@ -164,7 +164,7 @@ def validate_sites(raw: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def infer_resolution_minutes(timestamps: pd.Series, source: str, site_id: str) -> int:
     """The regular resolution of one site's timestamps; refuses irregular grids."""
-    ts = pd.DatetimeIndex(timestamps).sort_values()
+    ts = pd.DatetimeIndex(timestamps).sort_values().as_unit("ns")
     if len(ts) < 2:
         raise IrregularResolutionError(
             f"{source}: site {site_id} has {len(ts)} measurement(s); at least two are needed"

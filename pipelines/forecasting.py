@@ -4,19 +4,26 @@
 looks the champion up in the registry. Checks before forecasting, each a clear error:
 naive times, an empty or reversed window, a window that starts before the issue time by
 more than a day, no measurement known in the week before the issue time (stale data).
+Poor but usable inputs (flatlined or day-old readings, missing weather for PV/wind) do not
+fail: the flagged climatology fallback answers and the ``quality`` column (an extension of
+the output format) says why.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import pandas as pd
 
+from forecasting.contract import WEATHER_COLUMNS
 from forecasting.errors import DataError, StaleDataError
 from forecasting.portfolio import Portfolio, SiteData, as_utc
-from models.forecaster import quantile_column
+from forecasting.quality import assess
+from models.fallback import ClimatologyFallback
 from pipelines.registry import LoadedModel, ModelRegistry
 
+log = logging.getLogger(__name__)
 MAX_HISTORY_AGE = pd.Timedelta(days=7)
 OUTPUT_COLUMNS = ("site_id", "issue_time", "timestamp")
 
@@ -36,6 +43,7 @@ def target_index(site, start, end) -> pd.DatetimeIndex:
 
 
 def check_fresh(data: SiteData, issue: pd.Timestamp) -> None:
+    """Refuse when nothing at all was measured in the last ``MAX_HISTORY_AGE``."""
     known = data.known_at(issue).values_kw
     if known.empty or issue - known.index.max() > MAX_HISTORY_AGE:
         last = "none" if known.empty else known.index.max().isoformat()
@@ -45,19 +53,51 @@ def check_fresh(data: SiteData, issue: pd.Timestamp) -> None:
             "load recent readings into the portfolio or choose an earlier issue time")
 
 
+def weather_columns_of(data: SiteData) -> list[str]:
+    """The weather columns this site's forecasts normally carry."""
+    return [c for c in WEATHER_COLUMNS if c in data.weather.columns
+            and data.weather[c].notna().any()]
+
+
+def needs_fallback(kind: str, flags: list[str]) -> bool:
+    """Stale readings always; missing or stale weather for PV and wind (weather-driven)."""
+    if "stale_measurements" in flags:
+        return True
+    return kind in ("pv", "wind") and bool({"missing_weather", "stale_weather"} & set(flags))
+
+
 def forecast_core(model: LoadedModel, data: SiteData, issue_time, start, end,
                   quantiles=None) -> pd.DataFrame:
+    """Forecast with the model, or with the flagged climatology fallback when inputs are poor.
+
+    The ``quality`` column is ``ok`` or the input flags (``forecasting.quality``) joined by
+    ``;``, plus ``fallback_climatology`` where the fallback answered.
+    """
     issue = as_utc(issue_time, "issue_time")
     targets = target_index(data.site, start, end)
     if targets[0] < issue - pd.Timedelta(days=1):
         raise DataError(f"window starts {targets[0]}, more than a day before issue time {issue}")
     check_fresh(data, issue)
-    out = model.forecaster.forecast(data, issue, targets, quantiles)
+    report = assess(data, issue, targets, weather_columns_of(data))
+    flags = list(dict.fromkeys(report.flags))
+    for message in report.messages:
+        log.warning(message)
+    levels = quantiles if quantiles is not None else model.forecaster.quantiles_
+    if needs_fallback(data.site.kind, flags):
+        out = ClimatologyFallback().forecast(report.data, issue, targets, levels)
+        flags.append("fallback_climatology")
+        version = f"fallback-climatology (champion {model.label} not used)"
+        log.warning("site %s: forecast issued %s from the climatology fallback (%s)",
+                    data.site.site_id, issue, ", ".join(flags))
+    else:
+        out = model.forecaster.forecast(report.data, issue, targets, levels)
+        version = model.label
     out.index.name = "timestamp"
     out = out.reset_index()
     out.insert(0, "issue_time", issue)
     out.insert(0, "site_id", data.site.site_id)
-    out["model_version"] = model.label
+    out["model_version"] = version
+    out["quality"] = ";".join(flags) if flags else "ok"
     return out
 
 
@@ -118,5 +158,3 @@ def write_forecast_csv(frame: pd.DataFrame, path, timezone: str) -> None:
         local[col] = local[col].map(lambda t: t.isoformat())
     local.to_csv(path, index=False, float_format="%.4f")
 
-
-__all__ = ["forecast_core", "forecast_site", "quantile_column", "write_forecast_csv"]

@@ -56,11 +56,20 @@ def experiment_name(kind: str) -> str:
 
 @contextlib.contextmanager
 def tracking_session(uri: str | None = None):
-    """Use ``uri`` (default: ``tracking_uri()``) for MLflow calls inside the block."""
+    """Use ``uri`` (default: ``tracking_uri()``) for MLflow calls inside the block.
+
+    ``mlflow.set_tracking_uri`` also writes the ``MLFLOW_TRACKING_URI`` (and registry)
+    environment variables; both the module state and the environment are restored on exit,
+    so a session leaves no trace on later calls.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
     uri = uri or tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    previous = mlflow.get_tracking_uri() if _uri_was_set() else None
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -68,15 +77,13 @@ def tracking_session(uri: str | None = None):
         check_reachable(client, uri)
         yield client
     finally:
-        if previous is not None:
-            mlflow.set_tracking_uri(previous)
-            mlflow.set_registry_uri(previous)
-
-
-def _uri_was_set() -> bool:
-    from mlflow.tracking._tracking_service import utils
-
-    return utils._tracking_uri is not None
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def check_reachable(client: MlflowClient, uri: str) -> None:

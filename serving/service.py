@@ -50,6 +50,9 @@ class ForecastResponse(BaseModel):
     resolution_minutes: int
     model_version: str = Field(description="registered model name/version that answered")
     quantiles: list[float]
+    quality: str = Field(description="'ok', or input flags joined by ';' (stale_measurements, "
+                                     "flatline_removed, missing_weather, stale_weather, "
+                                     "fallback_climatology)")
     points: list[ForecastPoint]
 
 
@@ -117,7 +120,7 @@ class VPPService:
             if response is None:
                 raise
             return response
-        qcols = [c for c in frame.columns if c.startswith("q")]
+        qcols = [c for c in frame.columns if c.startswith("q") and c != "quality"]
         local = pd.DatetimeIndex(frame["timestamp"]).tz_convert(site.timezone)
         values = frame[qcols].to_numpy()
         points = [ForecastPoint(timestamp=ts.to_pydatetime(),
@@ -127,5 +130,6 @@ class VPPService:
         return ForecastResponse(
             site_id=site_id, kind=site.kind, timezone=site.timezone,
             issue_time=issue.tz_convert(site.timezone).to_pydatetime(),
-            resolution_minutes=site.resolution_minutes, model_version=model.label,
-            quantiles=sorted(quantiles), points=points)
+            resolution_minutes=site.resolution_minutes,
+            model_version=str(frame["model_version"].iloc[0]), quantiles=sorted(quantiles),
+            quality=str(frame["quality"].iloc[0]), points=points)

@@ -69,11 +69,12 @@ def test_cli_train_and_forecast_contract(portfolio_dir, mlflow_uri, tmp_path):
     assert res.exit_code == 0, res.output
     fc = pd.read_csv(out)
     assert list(fc.columns) == ["site_id", "issue_time", "timestamp", "q0.1", "q0.5", "q0.9",
-                                "q0.99", "model_version"]
+                                "q0.99", "model_version", "quality"]
     assert len(fc) == 96
     assert fc["timestamp"].iloc[0] == "2024-04-07T00:00:00+08:00"
     assert (fc["q0.1"] <= fc["q0.5"]).all() and (fc["q0.9"] <= fc["q0.99"]).all()
     assert fc["model_version"].iloc[0] == "load-load_x/1"
+    assert (fc["quality"] == "ok").all()
 
 
 def test_cli_errors_say_what_to_fix(portfolio_dir, mlflow_uri, tmp_path):
@@ -116,3 +117,16 @@ def test_batch_forecast_reports_a_failing_site_and_goes_on(portfolio_dir, mlflow
     assert res.exit_code == 0, res.output
     written = list((tmp_path / "out").glob("forecasts_*.csv"))
     assert len(written) == 1 and len(pd.read_csv(written[0])) == 96
+
+
+def test_tracking_session_leaves_no_global_trace(tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    before = mlflow.get_tracking_uri()
+    with tracking_session(f"sqlite:///{tmp_path / 'a.db'}"):
+        assert mlflow.get_tracking_uri().endswith("a.db")
+    import os
+
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert mlflow.get_tracking_uri() == before

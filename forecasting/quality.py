@@ -1,0 +1,103 @@
+"""Input quality at an issue time: stale or flatlined measurements, missing or stale weather.
+
+``assess(data, issue, targets)`` looks only at what was known at the issue time and
+returns an ``InputQuality`` with flags (stable names, used in the forecast ``quality``
+column and the logs) and the measurements with flatlined runs removed.
+
+Flags:
+- ``flatline_removed``: a run of identical readings long enough to be a stuck meter was
+  dropped (load: >= 6 h of any value; wind: >= 6 h of a non-zero value; PV: >= 3 h of a
+  non-zero value — zeros are normal at night and in calm weather);
+- ``stale_measurements``: the latest usable reading is older than ``max_measurement_age``;
+- ``missing_weather``: some target intervals have no weather forecast issued by then;
+- ``stale_weather``: the latest weather issue known is older than ``max_weather_age``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from forecasting.portfolio import SiteData, as_utc
+
+FLATLINE_HOURS = {"load": 6.0, "wind": 6.0, "pv": 3.0}
+MAX_MEASUREMENT_AGE = pd.Timedelta(days=1)
+MAX_WEATHER_AGE = pd.Timedelta(hours=36)
+
+
+@dataclass
+class InputQuality:
+    flags: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    data: SiteData | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.flags
+
+    def add(self, flag: str, message: str) -> None:
+        self.flags.append(flag)
+        self.messages.append(message)
+
+
+def flatline_mask(values: pd.Series, kind: str, resolution_minutes: int) -> np.ndarray:
+    """True for readings inside a run of identical values long enough to be a stuck meter."""
+    if values.empty:
+        return np.zeros(0, dtype=bool)
+    v = values.to_numpy(dtype=float)
+    idx = values.index
+    step = pd.Timedelta(minutes=resolution_minutes)
+    # a new run starts where the value changes or a gap interrupts
+    new_run = np.ones(len(v), dtype=bool)
+    new_run[1:] = (v[1:] != v[:-1]) | (np.diff(idx.as_unit("ns").asi8) != step.value)
+    run_id = np.cumsum(new_run)
+    run_len = np.bincount(run_id)[run_id]
+    min_len = int(FLATLINE_HOURS[kind] * 60 / resolution_minutes)
+    stuck = run_len >= min_len
+    if kind in ("pv", "wind"):
+        stuck &= v != 0
+    return stuck
+
+
+def assess(data: SiteData, issue_time, targets: pd.DatetimeIndex,
+           weather_columns: list[str] | tuple[str, ...] = (),
+           max_measurement_age: pd.Timedelta = MAX_MEASUREMENT_AGE,
+           max_weather_age: pd.Timedelta = MAX_WEATHER_AGE) -> InputQuality:
+    """Quality of the inputs known at ``issue_time`` for forecasting ``targets``."""
+    issue = as_utc(issue_time, "issue_time")
+    site = data.site
+    known = data.known_at(issue)
+    report = InputQuality()
+    mask = flatline_mask(known.values_kw, site.kind, site.resolution_minutes)
+    if mask.any():
+        first = known.values_kw.index[mask][0]
+        report.add("flatline_removed",
+                   f"site {site.site_id}: {int(mask.sum())} flatlined readings from {first} "
+                   "dropped (stuck meter?)")
+        known = replace(known, values_kw=known.values_kw[~mask])
+    res = pd.Timedelta(minutes=site.resolution_minutes)
+    last = known.values_kw.index.max() + res if not known.values_kw.empty else None
+    if last is None or issue - last > max_measurement_age:
+        report.add("stale_measurements",
+                   f"site {site.site_id}: latest usable reading ends {last}, "
+                   f"{'never' if last is None else issue - last} before the issue time")
+    if weather_columns:
+        fc = known.weather[known.weather["issue_time"].notna()]
+        cols = [c for c in weather_columns if c in fc.columns]
+        covered = fc.dropna(subset=cols, how="all") if cols else fc.iloc[0:0]
+        if covered.empty:
+            report.add("missing_weather", f"site {site.site_id}: no weather forecast known at "
+                                          f"{issue} for {list(weather_columns)}")
+        else:
+            latest = covered["issue_time"].max()
+            if issue - latest > max_weather_age:
+                report.add("stale_weather", f"site {site.site_id}: latest weather issue "
+                                            f"{latest} is {issue - latest} old")
+            horizon_end = covered.loc[covered["issue_time"] == latest, "timestamp"].max()
+            if pd.DatetimeIndex(targets).max() > horizon_end + pd.Timedelta(hours=1):
+                report.add("missing_weather", f"site {site.site_id}: weather issued {latest} "
+                                              f"ends {horizon_end}, before the window ends")
+    report.data = known
+    return report

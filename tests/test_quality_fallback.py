@@ -1,0 +1,92 @@
+"""Input-quality flags and the flagged climatology fallback."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from factories import TZ, site_data
+
+from forecasting.portfolio import Site
+from forecasting.quality import assess, flatline_mask
+from models.fallback import ClimatologyFallback
+from models.forecaster import SiteForecaster
+from pipelines.forecasting import forecast_core
+from pipelines.registry import LoadedModel
+
+ISSUE = pd.Timestamp("2024-04-11T12:00", tz=TZ)
+DAY = pd.date_range("2024-04-12", periods=96, freq="15min", tz=TZ)
+
+
+def test_flatline_rules_per_kind():
+    idx = pd.date_range("2024-01-01", periods=96, freq="15min", tz="UTC")
+    v = pd.Series(np.arange(96, dtype=float), index=idx)
+    v.iloc[10:10 + 24] = 5.0  # 6 h stuck
+    assert flatline_mask(v, "load", 15).sum() == 24
+    v2 = pd.Series(np.arange(96, dtype=float), index=idx)
+    v2.iloc[10:10 + 23] = 5.0  # 5 h 45 min: not yet a stuck meter
+    assert flatline_mask(v2, "load", 15).sum() == 0
+    zeros = pd.Series(0.0, index=idx)  # a night or a calm: zeros are normal for PV/wind
+    assert not flatline_mask(zeros, "pv", 15).any()
+    assert not flatline_mask(zeros, "wind", 15).any()
+    assert flatline_mask(zeros, "load", 15).all()
+
+
+def test_assess_flags_stale_readings_and_missing_weather():
+    data = site_data(days=50)
+    report = assess(data, ISSUE, DAY.tz_convert("UTC"), ["temp_air_c"])
+    assert report.ok, report.messages
+    cut = replace(data, values_kw=data.values_kw[data.values_kw.index < ISSUE - pd.Timedelta(
+        days=2)], weather=data.weather.iloc[0:0])
+    report = assess(cut, ISSUE, DAY.tz_convert("UTC"), ["temp_air_c"])
+    assert report.flags == ["stale_measurements", "missing_weather"]
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    data = site_data(days=50)
+    model = SiteForecaster(n_estimators=30, calibration_days=0).fit(
+        data.before(pd.Timestamp("2024-04-05", tz=TZ)))
+    return data, LoadedModel("load-load_x", "3", model)
+
+
+def test_stale_readings_fall_back_with_a_flag(loaded):
+    data, model = loaded
+    ok = forecast_core(model, data, ISSUE, DAY[0], DAY[-1] + pd.Timedelta(minutes=15))
+    assert (ok["quality"] == "ok").all() and ok["model_version"].iloc[0] == "load-load_x/3"
+    stale = replace(data, values_kw=data.values_kw[data.values_kw.index < ISSUE - pd.Timedelta(
+        days=3)])
+    out = forecast_core(model, stale, ISSUE, DAY[0], DAY[-1] + pd.Timedelta(minutes=15),
+                        [0.1, 0.5, 0.9])
+    assert out["quality"].iloc[0] == "stale_measurements;fallback_climatology"
+    assert out["model_version"].iloc[0].startswith("fallback-climatology")
+    q = out[["q0.1", "q0.5", "q0.9"]].to_numpy()
+    assert (np.diff(q, axis=1) >= 0).all()
+    # the fallback still knows working hours from non-working hours (factory block 08-20)
+    local = pd.DatetimeIndex(out["timestamp"]).tz_convert(TZ)
+    assert out["q0.5"][local.hour == 12].mean() > out["q0.5"][local.hour == 3].mean() + 300
+
+
+def test_flatlined_meter_is_removed_and_flagged(loaded):
+    data, model = loaded
+    v = data.values_kw.copy()
+    v[(v.index >= ISSUE - pd.Timedelta(hours=8)) & (v.index < ISSUE)] = 777.0
+    out = forecast_core(model, replace(data, values_kw=v), ISSUE, DAY[0],
+                        DAY[-1] + pd.Timedelta(minutes=15))
+    assert out["quality"].iloc[0] == "flatline_removed"
+
+
+def test_climatology_fallback_for_pv_is_zero_at_night():
+    idx = pd.date_range("2024-06-01", periods=20 * 96, freq="15min", tz=TZ).tz_convert("UTC")
+    hour = idx.tz_convert(TZ).hour
+    pv = np.where((hour >= 6) & (hour < 18), 500.0, 0.0) * np.random.default_rng(0).uniform(
+        0.5, 1, len(idx))
+    data = site_data(days=1)
+    pv_data = replace(data, site=Site("pv_x", "pv", TZ, 15, 32.0, 118.8, 1000.0),
+                      values_kw=pd.Series(pv, index=idx))
+    targets = pd.date_range("2024-06-21", periods=96, freq="15min", tz=TZ)
+    out = ClimatologyFallback().forecast(pv_data, pd.Timestamp("2024-06-20T12:00", tz=TZ),
+                                         targets, [0.1, 0.5, 0.9])
+    night = targets.hour < 5
+    assert (out[night] == 0).all().all()
+    assert (out["q0.9"] <= 500).all() and out["q0.5"].max() > 200

@@ -39,8 +39,10 @@ DATA_OPT = typer.Option(..., "--data", help="portfolio directory (DATA_FORMAT.md
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logs")):
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)])
-    for noisy in ("mlflow", "alembic", "urllib3", "distributed", "bentoml", "matplotlib"):
+    for noisy in ("alembic", "urllib3", "distributed", "bentoml", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # mlflow warns on every pickled pyfunc model; its errors still show
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
 def _fail(err: Exception) -> None:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from forecasting.errors import (
+    DataError,
     ImpossibleValueError,
     IrregularResolutionError,
+    ModelNotFoundError,
     NaiveTimestampError,
+    UnknownSiteError,
+    UnknownValueError,
 )
+from forecasting.portfolio import read_portfolio
 from forecasting.settlement import (
     SettlementRule,
     aggregate_readings,
@@ -150,3 +159,184 @@ def test_settle_without_readings():
     rows = interval_results(series([1000] * 4), series([np.nan] * 4), 200)
     res = settle(rows)
     assert not res.counts and res.n_measured == 0 and "no readings" in res.reason
+
+
+# -- measuring a portfolio event, the serving handlers and the CLI ------------------------
+
+TZ = "Asia/Shanghai"
+
+
+def _local(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz=TZ)
+
+
+def write_event_portfolio(directory: Path) -> Path:
+    """Two customers on flat load, two events with known responses.
+
+    Customer ca = sites load_a1 (600 kW) + load_a2 (400 kW); on Mon 2025-03-31 14:00-16:00
+    (event ev1, target 250 kW) they draw 450 + 350 kW: reduction 200 kW, achievement 80 %.
+    Customer cb = load_b (500 kW); on Sat 2025-03-29 11:00-13:00 (ev2, valley filling,
+    target -300 kW) it draws 800 kW: response +300 kW, achievement 100 %.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([
+        {"site_id": "load_a1", "kind": "load", "timezone": TZ, "customer_id": "ca",
+         "holiday_country": "CN"},
+        {"site_id": "load_a2", "kind": "load", "timezone": TZ, "customer_id": "ca",
+         "holiday_country": "CN"},
+        {"site_id": "load_b", "kind": "load", "timezone": TZ, "customer_id": "cb",
+         "holiday_country": "CN"},
+    ]).to_csv(directory / "sites.csv", index=False)
+    idx = pd.date_range("2025-03-03", "2025-04-02", freq="15min", tz=TZ, inclusive="left")
+    ev1 = (idx >= _local("2025-03-31 14:00")) & (idx < _local("2025-03-31 16:00"))
+    ev2 = (idx >= _local("2025-03-29 11:00")) & (idx < _local("2025-03-29 13:00"))
+    frames = []
+    for site, level, event_mask, event_level in (("load_a1", 600.0, ev1, 450.0),
+                                                 ("load_a2", 400.0, ev1, 350.0),
+                                                 ("load_b", 500.0, ev2, 800.0)):
+        values = np.where(event_mask, event_level, level)
+        frames.append(pd.DataFrame({"site_id": site, "timestamp": idx.strftime(
+            "%Y-%m-%dT%H:%M:%S+08:00"), "load_kw": values}))
+    pd.concat(frames).to_csv(directory / "measurements.csv", index=False)
+    pd.DataFrame([
+        {"event_id": "ev1", "customer_id": "ca", "event_type": "peak",
+         "notice_time": "2025-03-31T10:00:00+08:00", "start": "2025-03-31T14:00:00+08:00",
+         "end": "2025-03-31T16:00:00+08:00", "target_kw": 250, "compensation_cny_per_mw": 20000,
+         "actual_kw": 200},
+        {"event_id": "ev2", "customer_id": "cb", "event_type": "valley_filling",
+         "notice_time": "2025-03-28T18:00:00+08:00", "start": "2025-03-29T11:00:00+08:00",
+         "end": "2025-03-29T13:00:00+08:00", "target_kw": -300,
+         "compensation_cny_per_mw": 6000, "actual_kw": -300},
+    ]).to_csv(directory / "events.csv", index=False)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def event_portfolio(tmp_path_factory):
+    return read_portfolio(write_event_portfolio(tmp_path_factory.mktemp("pf")))
+
+
+@pytest.mark.parametrize("method", ["similar_days", "x_of_y", "pre_event"])
+def test_measure_event_sums_sites_and_settles(event_portfolio, method):
+    from pipelines.measurement import measure_event
+
+    result = measure_event(event_portfolio, "ev1", method)
+    row = result.customers.set_index("customer_id").loc["ca"]
+    assert row["baseline_kw"] == pytest.approx(1000)
+    assert row["actual_kw"] == pytest.approx(800)
+    assert row["reduction_kw"] == pytest.approx(200)
+    assert row["achievement"] == pytest.approx(0.8) and row["counts"]
+    assert row["payment_cny"] == pytest.approx(0.2 * 20000)
+    assert row["operator_actual_kw"] == 200
+    assert len(result.intervals) == 8
+    assert result.portfolio["achievement"] == pytest.approx(0.8)
+
+
+def test_measure_valley_filling_event(event_portfolio):
+    from pipelines.measurement import measure_event
+
+    result = measure_event(event_portfolio, "ev2", "x_of_y")
+    row = result.customers.iloc[0]
+    assert row["reduction_kw"] == pytest.approx(-300)
+    assert row["response_kw"] == pytest.approx(300)
+    assert row["achievement"] == pytest.approx(1.0) and row["counts"]
+
+
+def test_measure_unknown_event_and_method(event_portfolio):
+    from pipelines.measurement import measure_event
+
+    with pytest.raises(UnknownValueError, match="unknown event 'ev9'.*ev1, ev2"):
+        measure_event(event_portfolio, "ev9", "similar_days")
+    with pytest.raises(UnknownValueError, match="unknown method 'best'"):
+        measure_event(event_portfolio, "ev1", "best")
+
+
+def test_serving_baseline_for_customer_site_and_auto(event_portfolio):
+    from serving.baseline_api import BaselineRequest, handle_baseline
+
+    request = BaselineRequest(customer_id="ca", start=_local("2025-03-31 14:00"),
+                              end=_local("2025-03-31 16:00"), method="similar_days")
+    response = handle_baseline(event_portfolio, request)
+    assert response.method == "similar_days" and response.resolution_minutes == 15
+    assert len(response.points) == 8
+    assert all(p.baseline_kw == pytest.approx(1000) for p in response.points)
+    assert len(response.pool_days) == 5
+    site = handle_baseline(event_portfolio, BaselineRequest(
+        site_id="load_a1", start=_local("2025-03-31 14:00"), end=_local("2025-03-31 15:00")))
+    assert site.method in ("similar_days", "x_of_y") and site.method_requested == "auto"
+    assert set(site.auto_scores) == {"similar_days", "x_of_y"}  # no ML model given
+    assert all(p.baseline_kw == pytest.approx(600) for p in site.points)
+    json.loads(site.model_dump_json())  # serialisable
+
+
+def test_serving_baseline_bad_input(event_portfolio):
+    from serving.baseline_api import BaselineRequest, handle_baseline
+
+    window = {"start": _local("2025-03-31 14:00"), "end": _local("2025-03-31 16:00")}
+    with pytest.raises(UnknownSiteError, match="unknown customer 'zz'"):
+        handle_baseline(event_portfolio, BaselineRequest(customer_id="zz", **window))
+    with pytest.raises(UnknownSiteError, match="unknown site 'nope'"):
+        handle_baseline(event_portfolio, BaselineRequest(site_id="nope", **window))
+    with pytest.raises(DataError, match="before 2024-06-03"):
+        handle_baseline(event_portfolio, BaselineRequest(
+            customer_id="ca", start=_local("2024-06-03 14:00"), end=_local("2024-06-03 16:00")))
+    with pytest.raises(ModelNotFoundError, match="no ML baseline model"):
+        handle_baseline(event_portfolio, BaselineRequest(customer_id="ca", method="ml",
+                                                         **window))
+    with pytest.raises(ValidationError, match="exactly one of customer_id or site_id"):
+        BaselineRequest(customer_id="ca", site_id="load_a1", **window)
+    with pytest.raises(ValidationError):
+        BaselineRequest(customer_id="ca", start="2025-03-31T14:00:00", end=window["end"])
+
+
+def test_serving_measure_aggregates_5_second_readings(event_portfolio):
+    from serving.baseline_api import MeasureRequest, Reading, handle_measure
+
+    stamps = pd.date_range(_local("2025-03-31 14:00"), _local("2025-03-31 14:30"), freq="5s",
+                           inclusive="left")
+    readings = [Reading(timestamp=t.to_pydatetime(), load_kw=790.0) for t in stamps]
+    request = MeasureRequest(customer_id="ca", start=_local("2025-03-31 14:00"),
+                             end=_local("2025-03-31 16:00"), target_kw=250,
+                             method="similar_days", readings=readings)
+    response = handle_measure(event_portfolio, request)
+    assert response.n_intervals == 8 and response.n_measured == 2
+    assert response.reduction_kw == pytest.approx(210)
+    assert response.achievement == pytest.approx(0.84) and response.on_track
+    assert response.intervals[0].coverage == pytest.approx(1.0)
+    assert response.intervals[2].actual_kw is None
+    late = MeasureRequest(customer_id="ca", start=_local("2025-03-31 14:00"),
+                          end=_local("2025-03-31 16:00"), target_kw=250,
+                          readings=[Reading(timestamp=_local("2025-03-31 16:05"), load_kw=1)])
+    with pytest.raises(DataError, match="outside the event window"):
+        handle_measure(event_portfolio, late)
+
+
+def test_serving_measure_valley_filling(event_portfolio):
+    from serving.baseline_api import MeasureRequest, Reading, handle_measure
+
+    stamps = pd.date_range(_local("2025-03-29 11:00"), _local("2025-03-29 12:00"),
+                           freq="1min", inclusive="left")
+    request = MeasureRequest(customer_id="cb", start=_local("2025-03-29 11:00"),
+                             end=_local("2025-03-29 13:00"), target_kw=-300,
+                             method="similar_days",
+                             readings=[Reading(timestamp=t.to_pydatetime(), load_kw=740.0)
+                                       for t in stamps])
+    response = handle_measure(event_portfolio, request)
+    assert response.achievement == pytest.approx(0.8) and response.on_track
+
+
+def test_cli_measure_writes_csv_and_fails_clearly(tmp_path):
+    from pipelines.cli_baselines import app
+
+    data = write_event_portfolio(tmp_path / "pf")
+    runner = CliRunner()
+    out = tmp_path / "ev1.csv"
+    result = runner.invoke(app, ["measure", "--data", str(data), "--event", "ev1", "--method",
+                                 "similar_days", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(out)
+    assert len(rows) == 8 and rows["reduction_kw"].round(6).eq(200).all()
+    customers = pd.read_csv(tmp_path / "ev1_customers.csv")
+    assert bool(customers.loc[0, "counts"])
+    bad = runner.invoke(app, ["measure", "--data", str(data), "--event", "nope"])
+    assert bad.exit_code == 2 and "unknown event 'nope'" in bad.output

@@ -16,7 +16,15 @@ Features of the interval ``t`` on local day ``D`` (declared in ``FEATURES``):
   and the value 7 days earlier; the mean of the ``recent_days`` days before ``D``. Event
   days never enter. Only days before ``D`` are used, and at prediction every reading is
   masked unless its interval ended by the event start (``DayMatrix`` cut-off): no leakage;
+- day of the event (``use_day_of``), known at the reference time ``ref = notice - gap``:
+  the mean load over the ``adjustment_window_minutes`` before ``ref`` (in units of the
+  scale), its ratio to the similar-day level over the same intervals (what an X-of-Y
+  day-of adjustment measures), the last reading before ``ref`` and the lead ``t - ref``.
+  Training rows draw the lead uniformly between ``adjustment_gap_minutes`` and
+  ``day_of_max_lead_hours``, so that the model learns how fast that information decays;
 - customer: its scale (mean training load, kW) and an integer code (pooled models).
+
+A customer whose training load was never negative (no net infeed) gets no negative baseline.
 
 The target is ``load / scale`` so that one pooled model serves customers of any size;
 ``strategy`` picks ``pooled`` (one model for all, helps customers with little history),
@@ -49,6 +57,7 @@ from forecasting.errors import (
     UnknownSiteError,
 )
 from models.baselines.common import (
+    NS_PER_MINUTE,
     BaselineDetails,
     BaselineEstimator,
     DayMatrix,
@@ -68,6 +77,7 @@ CALENDAR_FEATURES = ("cal_minute_of_day", "cal_day_of_week", "cal_is_working_day
                      "cal_days_to_spring_festival", "cal_pool")
 WEATHER_FEATURES = ("wx_temp_air_c", "wx_temp_mean_24h_c", "wx_temp_day_max_c")
 LEVEL_FEATURES = ("lvl_similar_days_rel", "lvl_week_ago_rel", "lvl_recent_mean_rel")
+DAY_OF_FEATURES = ("do_lead_minutes", "do_level_rel", "do_ratio", "do_last_rel")
 CUSTOMER_FEATURES = ("cust_scale_kw", "cust_code")
 STRATEGIES = ("pooled", "per_customer", "auto")
 SINGLE = "customer"
@@ -117,8 +127,10 @@ class _Customer:
     temperature: pd.Series | None
     scale_kw: float
     n_days: int
+    nonnegative: bool = True
     temp_mean_24h: pd.Series | None = None
     temp_day_max: pd.Series | None = None
+    flat: dict | None = None  # regular UTC grid arrays for the day-of features
 
     def __post_init__(self):
         temp = self.temperature
@@ -185,11 +197,16 @@ class MLBaseline(BaselineEstimator):
         the mean and the quantile boosters (one thread each).
     use_recent_level : offer the recent-level features (True). Off for long-horizon M&V
         (a reporting year after a retrofit), where the recent level would hold the saving.
+    use_day_of : offer the day-of features (True); they use readings up to
+        ``notice - adjustment_gap_minutes`` only. Off for long-horizon M&V.
+    day_of_max_lead_hours : longest lead drawn for the day-of features in training (30).
     similar_days, recent_days, lookback_days : window of the level features (5, 7, 45 days).
     strategy : ``pooled``, ``per_customer`` or ``auto`` (see module doc).
     min_days_own_model : history (days) for an own model under ``auto`` (180).
-    adjustment, adjustment_cap, adjustment_window_minutes, adjustment_gap_minutes : optional
-        day-of adjustment as in ``XofYBaseline`` (default None: off).
+    adjustment, adjustment_cap : optional capped day-of adjustment of the prediction, as in
+        ``XofYBaseline`` (default None: off).
+    adjustment_window_minutes, adjustment_gap_minutes : the window before the notice used by
+        the day-of features and the adjustment (180 min ending 60 min before the notice).
     max_training_days : history used for training, counted back from the training end (365).
     max_training_rows : random subsample of training rows above this (300,000).
     random_state : seed of LightGBM's bagging and the subsample.
@@ -200,6 +217,7 @@ class MLBaseline(BaselineEstimator):
     def __init__(self, quantiles=(0.1, 0.9), n_estimators: int = 300,
                  learning_rate: float = 0.05, num_leaves: int = 31,
                  min_child_samples: int = 50, use_recent_level: bool = True,
+                 use_day_of: bool = True, day_of_max_lead_hours: float = 30.0,
                  similar_days: int = 5, recent_days: int = 7, lookback_days: int = 45,
                  strategy: str = "pooled", min_days_own_model: int = 180,
                  adjustment: str | None = None, adjustment_cap: float | None = 0.2,
@@ -212,6 +230,8 @@ class MLBaseline(BaselineEstimator):
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
         self.use_recent_level = use_recent_level
+        self.use_day_of = use_day_of
+        self.day_of_max_lead_hours = day_of_max_lead_hours
         self.similar_days = similar_days
         self.recent_days = recent_days
         self.lookback_days = lookback_days
@@ -246,6 +266,8 @@ class MLBaseline(BaselineEstimator):
         names = [*CALENDAR_FEATURES, *WEATHER_FEATURES]
         if self.use_recent_level:
             names += LEVEL_FEATURES
+        if self.use_day_of:
+            names += DAY_OF_FEATURES
         return (*names, *CUSTOMER_FEATURES)
 
     # -- fitting ---------------------------------------------------------------------------
@@ -324,10 +346,11 @@ class MLBaseline(BaselineEstimator):
             raise DataError(f"customer {cid}: load is zero throughout the training window")
         return _Customer(code, matrix, pools, ev, days,
                          temperature_series(weather, f"weather of customer {cid}"), scale,
-                         int(pd.Index(local_days).nunique()))
+                         int(pd.Index(local_days).nunique()), bool(train.min() >= 0))
 
     def _training_rows(self, end):
         frames, targets, owners = [], [], []
+        rng = np.random.default_rng(self.random_state + 1)
         for cid, cust in self.customers_.items():
             m = cust.matrix
             utc = m.utc_ns.ravel()
@@ -339,7 +362,13 @@ class MLBaseline(BaselineEstimator):
             if self.max_training_days and ok.any():
                 ok &= utc >= utc[ok].max() - self.max_training_days * 86_400 * 10**9
             index = pd.DatetimeIndex(utc[ok], tz="UTC")
-            X = self._features(cust, index, rows[ok], cutoff=None)
+            refs = None
+            if self.use_day_of:
+                lo_min = float(self.adjustment_gap_minutes)
+                hi_min = max(lo_min, 60.0 * self.day_of_max_lead_hours)
+                lead = rng.uniform(lo_min, hi_min, len(index)) * NS_PER_MINUTE
+                refs = index.asi8 - lead.astype(np.int64)
+            X = self._features(cust, index, rows[ok], cutoff=None, refs_ns=refs)
             frames.append(X)
             targets.append(vals[ok] / cust.scale_kw)
             owners.append(np.full(len(X), cid, dtype=object))
@@ -373,10 +402,13 @@ class MLBaseline(BaselineEstimator):
 
     # -- features --------------------------------------------------------------------------
     def _features(self, cust: _Customer, index: pd.DatetimeIndex, day_rows: np.ndarray | None,
-                  cutoff: pd.Timestamp | None) -> np.ndarray:
+                  cutoff: pd.Timestamp | None, refs_ns: np.ndarray | None = None
+                  ) -> np.ndarray:
         """Feature matrix (rows of ``index``) in ``feature_names`` order.
 
         ``cutoff``: mask every reading whose interval had not ended by then (prediction).
+        ``refs_ns``: the day-of reference time of each row (UTC ns; readings must have ended
+        by it).
         """
         m = cust.matrix
         local = index.tz_convert(self.timezone_)
@@ -404,9 +436,66 @@ class MLBaseline(BaselineEstimator):
             cols["lvl_similar_days_rel"] = lvl["similar"][inverse, slots] / cust.scale_kw
             cols["lvl_week_ago_rel"] = lvl["week_ago"][inverse, slots] / cust.scale_kw
             cols["lvl_recent_mean_rel"] = lvl["recent"][inverse] / cust.scale_kw
+        if self.use_day_of:
+            cols.update(self._day_of_features(cust, index.asi8, refs_ns, cutoff))
         cols["cust_scale_kw"] = np.full(len(index), cust.scale_kw)
         cols["cust_code"] = np.full(len(index), float(cust.code))
         return np.column_stack([cols[name] for name in self.feature_names])
+
+    def _flat(self, cust: _Customer) -> dict:
+        """Regular UTC-grid arrays of one customer for the day-of features (cached)."""
+        if cust.flat is not None:
+            return cust.flat
+        m = cust.matrix
+        res = self.resolution_.value
+        known = m.utc_ns != np.iinfo(np.int64).max
+        t0 = int(m.utc_ns[known].min())
+        n = int((m.utc_ns[known].max() - t0) // res) + 1
+        v = np.full(n, np.nan)
+        v[(m.utc_ns[known] - t0) // res] = m.values[known]
+        grid = pd.DatetimeIndex(t0 + res * np.arange(n, dtype=np.int64), tz="UTC")
+        rows, slots = m.locate(grid, m.first_day)
+        lvl = _level_features(m.values, cust.pool_of_row, cust.event_row, np.arange(m.n_days),
+                              np.array([POOL_CODE[pool_of_day(m.day(r), self.holiday_country_)]
+                                        for r in range(m.n_days)]),
+                              self.similar_days, self.recent_days, self.lookback_days)
+        inside = (rows >= 0) & (rows < m.n_days)
+        sim = np.full(n, np.nan)
+        sim[inside] = lvl["similar"][rows[inside], slots[inside]]
+        # event days never inform the day-of features of another day
+        ev = np.zeros(n, dtype=bool)
+        ev[inside] = cust.event_row[rows[inside]]
+        v[ev] = np.nan
+        both = ~np.isnan(v) & ~np.isnan(sim)
+        z = np.zeros(1)
+        cust.flat = {
+            "t0": t0, "n": n, "v": v,
+            "cs_v": np.concatenate([z, np.cumsum(np.nan_to_num(v))]),
+            "cs_n": np.concatenate([z, np.cumsum(~np.isnan(v))]),
+            "cs_vb": np.concatenate([z, np.cumsum(np.where(both, v, 0.0))]),
+            "cs_sb": np.concatenate([z, np.cumsum(np.where(both, sim, 0.0))]),
+        }
+        return cust.flat
+
+    def _day_of_features(self, cust: _Customer, t_ns: np.ndarray, refs_ns: np.ndarray,
+                         cutoff: pd.Timestamp | None) -> dict[str, np.ndarray]:
+        """Day-of features of rows at ``t_ns`` with reference times ``refs_ns`` (see doc)."""
+        f = self._flat(cust)
+        res = self.resolution_.value
+        refs = np.broadcast_to(np.asarray(refs_ns, dtype=np.int64), t_ns.shape)
+        if cutoff is not None:  # never read past the event start
+            refs = np.minimum(refs, cutoff.value)
+        hi = np.clip((refs - f["t0"]) // res, 0, f["n"])  # readings [lo, hi) ended by ref
+        lo = np.clip(hi - int(self.adjustment_window_minutes * NS_PER_MINUTE // res), 0,
+                     f["n"])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level = (f["cs_v"][hi] - f["cs_v"][lo]) / (f["cs_n"][hi] - f["cs_n"][lo])
+            ratio = (f["cs_vb"][hi] - f["cs_vb"][lo]) / (f["cs_sb"][hi] - f["cs_sb"][lo])
+        last = np.where(hi > 0, f["v"][np.maximum(hi - 1, 0)], np.nan)
+        return {"do_lead_minutes": (t_ns - refs) / NS_PER_MINUTE,
+                "do_level_rel": level / cust.scale_kw,
+                "do_ratio": np.where(np.isfinite(ratio), ratio, np.nan),
+                "do_last_rel": last / cust.scale_kw}
 
     def _weather_features(self, cust, index, local) -> dict[str, np.ndarray]:
         n = len(index)
@@ -442,15 +531,19 @@ class MLBaseline(BaselineEstimator):
                                    f"{' ...' if len(known) > 10 else ''}")
         return customer_id, self.customers_[customer_id]
 
-    def _raw(self, cid: str, cust: _Customer, index: pd.DatetimeIndex, cutoff: pd.Timestamp
-             ) -> np.ndarray:
-        X = self._features(cust, index, None, cutoff)
+    def _raw(self, cid: str, cust: _Customer, index: pd.DatetimeIndex, cutoff: pd.Timestamp,
+             notice: pd.Timestamp | None = None) -> np.ndarray:
+        ref = (notice if notice is not None else cutoff) - pd.Timedelta(
+            minutes=self.adjustment_gap_minutes)
+        X = self._features(cust, index, None, cutoff, refs_ns=np.int64(ref.value))
         mean, band = self.models_[self.model_of_[cid]]
         mu = mean.predict(X, num_threads=1)
         qs = band.predict(X)
         lo = np.minimum(qs[:, 0], mu)
         hi = np.maximum(qs[:, -1], mu)
-        return np.column_stack([mu, lo, hi]) * cust.scale_kw
+        out = np.column_stack([mu, lo, hi]) * cust.scale_kw
+        # a customer that never fed in during training gets no negative baseline
+        return np.maximum(out, 0.0) if cust.nonnegative else out
 
     def predict(self, start, end, notice_time=None, customer_id: str | None = None
                 ) -> pd.DataFrame:
@@ -462,7 +555,7 @@ class MLBaseline(BaselineEstimator):
         cid, cust = self._customer_of(customer_id)
         s, e, n = check_window(start, end, notice_time)
         index = window_index(s, e, self.resolution_)
-        raw = self._raw(cid, cust, index, s)
+        raw = self._raw(cid, cust, index, s, n)
         factor = None
         notes = [f"model {self.model_of_[cid]}"]
         if self.adjustment is not None:
@@ -491,7 +584,9 @@ class MLBaseline(BaselineEstimator):
             raise InsufficientDataError(
                 f"customer {cid}: no reading in the adjustment window {idx[0]} .. "
                 f"{idx[-1] + self.resolution_}; use adjustment=None")
-        model = self._raw(cid, cust, idx, start)[:, 0]
+        # the model's estimate for the adjustment window must not see that window itself:
+        # its day-of reference is the window's own start (minus the gap)
+        model = self._raw(cid, cust, idx, start, idx[0])[:, 0]
         a, b = float(actual[ok].mean()), float(model[ok].mean())
         cap = self.adjustment_cap
         if self.adjustment == "multiplicative":
@@ -532,7 +627,7 @@ class MLBaseline(BaselineEstimator):
             temp = temperature_series(weathers.get(cid), f"weather of customer {cid}")
             self.customers_[cid] = _Customer(old.code, m, pools, ev, days,
                                              temp if temp is not None else old.temperature,
-                                             old.scale_kw, old.n_days)
+                                             old.scale_kw, old.n_days, old.nonnegative)
         return self
 
     def feature_importances(self) -> pd.Series:

@@ -1,0 +1,407 @@
+"""Placebo evaluation of customer baselines, and savings recovery where the truth is known.
+
+*Placebo events* are invented event windows on days without a real event, drawn like real
+peak events (2-4 h starting in the afternoon/evening peak, a notice 1-4 h ahead): nobody
+responded, so the metered load *is* the counterfactual and a baseline's error there is its
+error in settlement. Each baseline is computed only from data available before the event
+(and before the notice for day-of adjustments): the rule baselines enforce that themselves,
+the ML baseline is refitted every ``refit_days`` on data before the block of events it then
+serves (and its recent-level features are masked at each event start).
+
+Scores per method (all intervals of all placebo events, ``b`` baseline, ``a`` metered kW):
+
+- ``cvrmse``: the mean over customers of ``sqrt(mean (b-a)^2) / mean a`` (ASHRAE
+  Guideline 14's CV(RMSE), per customer so that large customers do not dominate);
+  ``cvrmse_pooled`` the same over all intervals at once;
+- ``nmbe``: ``sum (b-a) / sum a`` over everything (the settlement bias);
+- injected reduction: a known reduction ``r`` (``injected_reduction_ratio`` of the metered
+  load) is subtracted from the metered load in the window; the estimated reduction is
+  ``sum (b - a (1 - r))``, its error relative to the injected ``sum r a`` is reported as
+  ``reduction_wape`` (sum over events of the absolute error / sum of the injected
+  reductions) and ``reduction_bias`` (signed, same normalisation).
+
+``savings_recovery`` fits the weather-driven ML baseline (no recent-level features) on a
+baseline period and measures the saving over a later reporting period, as CalTRACK-style
+M&V does; eemeter's Illinois samples carry a known 10 % saving to recover.
+
+``evaluate_core`` is pure (frames in, frames out); ``dataset_from_portfolio`` reads a
+portfolio's customers, events and weather into an ``EvalDataset``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from forecasting.errors import DataError, InsufficientDataError
+from forecasting.portfolio import Portfolio
+from models.baselines import (
+    BaselineEstimator,
+    PreEventAverageBaseline,
+    SimilarDaysBaseline,
+    XofYBaseline,
+    check_load,
+)
+from models.baselines.common import pool_of_day
+from models.baselines.ml import MLBaseline
+
+log = logging.getLogger(__name__)
+
+RULE_FACTORIES: dict[str, Callable[[], BaselineEstimator]] = {
+    "similar_days": SimilarDaysBaseline,
+    "similar_days_high4of5": lambda: SimilarDaysBaseline(high_x=4),
+    "x_of_y": XofYBaseline,
+    "x_of_y_additive": lambda: XofYBaseline(adjustment="additive"),
+    "pre_event": PreEventAverageBaseline,
+}
+# ML variants: the same fitted model predicts with and without the day-of adjustment.
+ML_VARIANTS = {"ml": None, "ml_adjusted": "multiplicative"}
+ALL_METHODS = (*RULE_FACTORIES, *ML_VARIANTS)
+RULE_METHODS = tuple(RULE_FACTORIES)
+MIN_TRAINING_DAYS = 28
+
+
+@dataclass
+class EvalDataset:
+    """Customers' load (kW, UTC index), their weather and real event days, one zone."""
+
+    name: str
+    loads: dict[str, pd.Series]
+    timezone: str
+    holiday_country: str | None
+    weather: dict[str, pd.DataFrame] = field(default_factory=dict)
+    event_days: dict[str, frozenset] = field(default_factory=dict)
+    notes: str = ""
+
+
+class PlaceboConfig(BaseModel):
+    """How placebo events are drawn and baselines refitted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_events_per_customer: int = Field(20, gt=0, description="placebo events per customer")
+    eval_days: int = Field(120, gt=0, description="placebo events fall in the last "
+                           "eval_days days of the data")
+    start_hour_min_local: float = Field(13.0, ge=0, lt=24, description="earliest start, local")
+    start_hour_max_local: float = Field(19.0, ge=0, lt=24, description="latest start, local")
+    duration_hours_min: float = Field(2.0, gt=0, description="shortest window (hours)")
+    duration_hours_max: float = Field(4.0, gt=0, description="longest window (hours)")
+    notice_minutes_min: int = Field(60, ge=0, description="shortest notice before the start")
+    notice_minutes_max: int = Field(240, ge=0, description="longest notice before the start")
+    working_days_only: bool = Field(True, description="draw placebo days among working days")
+    injected_reduction_ratio: float = Field(0.15, gt=0, lt=1, description="known reduction "
+                                            "injected into the metered load, share of it")
+    refit_days: int = Field(30, gt=0, description="the ML baseline is refitted every "
+                            "refit_days on data before the block")
+    ml_params: dict = Field(default_factory=dict, description="MLBaseline parameters")
+    seed: int = 0
+
+
+@dataclass
+class EvalResult:
+    dataset: str
+    events: pd.DataFrame      # one row per placebo event (customer, start, end, notice)
+    intervals: pd.DataFrame   # one row per event, method and interval
+    summary: pd.DataFrame     # one row per method
+    failures: pd.DataFrame    # (customer, start, method, reason) where a baseline had no data
+    seconds: dict[str, float]
+
+
+def draw_placebo_events(data: EvalDataset, config: PlaceboConfig) -> pd.DataFrame:
+    """Placebo windows per customer (columns customer_id, start, end, notice_time; UTC)."""
+    rng = np.random.default_rng(config.seed)
+    rows = []
+    for cid, load in sorted(data.loads.items()):
+        load, res = check_load(load, f"load of {cid}")
+        res_min = int(res / pd.Timedelta(minutes=1))
+        local_end = load.index[-1].tz_convert(data.timezone).normalize()
+        first_day = (local_end - pd.Timedelta(days=config.eval_days)).date()
+        days = pd.date_range(first_day, local_end.date(), freq="D", inclusive="left")
+        events = data.event_days.get(cid, frozenset())
+        eligible = [d.date() for d in days if d.date() not in events and (
+            not config.working_days_only
+            or pool_of_day(d.date(), data.holiday_country) == "working")]
+        if not eligible:
+            continue
+        picks = rng.choice(len(eligible), size=min(config.n_events_per_customer, len(eligible)),
+                           replace=False)
+        step = max(res_min, 15)
+        for k in sorted(picks):
+            day = eligible[k]
+            starts = np.arange(config.start_hour_min_local * 60,
+                               config.start_hour_max_local * 60 + 1, step)
+            durations = np.arange(config.duration_hours_min * 60,
+                                  config.duration_hours_max * 60 + 1, step)
+            start_min = float(rng.choice(starts))
+            dur_min = float(rng.choice(durations))
+            notice_min = float(rng.integers(config.notice_minutes_min // 15,
+                                            config.notice_minutes_max // 15 + 1) * 15)
+            start = (pd.Timestamp(day, tz=data.timezone)
+                     + pd.Timedelta(minutes=start_min)).tz_convert("UTC")
+            end = start + pd.Timedelta(minutes=dur_min)
+            window = load[(load.index >= start) & (load.index < end)]
+            if len(window) < round(dur_min / res_min):
+                continue  # incomplete readings: not a usable placebo window
+            rows.append({"customer_id": cid, "start": start, "end": end,
+                         "notice_time": start - pd.Timedelta(minutes=notice_min)})
+    frame = pd.DataFrame(rows, columns=["customer_id", "start", "end", "notice_time"])
+    return frame.sort_values(["start", "customer_id"], ignore_index=True)
+
+
+def _interval_rows(cid, event_no, method, frame: pd.DataFrame, actual: pd.Series) -> dict:
+    a = actual.reindex(frame.index).to_numpy(dtype=float)
+    out = {"customer_id": cid, "event_no": event_no, "method": method,
+           "timestamp": frame.index, "actual_kw": a,
+           "baseline_kw": frame["baseline_kw"].to_numpy(dtype=float)}
+    for col in ("baseline_p10_kw", "baseline_p90_kw"):
+        out[col] = frame[col].to_numpy(dtype=float) if col in frame else np.full(len(a), np.nan)
+    return out
+
+
+def evaluate_core(data: EvalDataset, config: PlaceboConfig | None = None,
+                  methods: tuple[str, ...] = ALL_METHODS,
+                  progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
+    """Placebo evaluation of ``methods`` on ``data`` (see the module doc)."""
+    config = config or PlaceboConfig()
+    unknown = [m for m in methods if m not in ALL_METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}, expected some of {list(ALL_METHODS)}")
+    events = draw_placebo_events(data, config)
+    if events.empty:
+        raise InsufficientDataError(
+            f"{data.name}: no placebo window could be drawn (no eligible day with complete "
+            f"readings in the last {config.eval_days} days)")
+    checked = {c: check_load(s, f"load of {c}") for c, s in data.loads.items()}
+    loads = {c: v[0] for c, v in checked.items()}
+    seconds: dict[str, float] = {}
+    parts: list[dict] = []
+    failures: list[dict] = []
+    total = len(events)
+
+    rule_methods = [m for m in methods if m in RULE_FACTORIES]
+    t0 = time.perf_counter()
+    fitted = {}
+    for cid in events["customer_id"].unique():
+        for m in rule_methods:
+            fitted[cid, m] = RULE_FACTORIES[m]().fit(
+                loads[cid], timezone=data.timezone, holiday_country=data.holiday_country,
+                event_days=data.event_days.get(cid, ()), customer_id=cid)
+    for i, ev in enumerate(events.itertuples()):
+        actual = loads[ev.customer_id]
+        for m in rule_methods:
+            try:
+                frame = fitted[ev.customer_id, m].predict(ev.start, ev.end, ev.notice_time)
+            except DataError as err:  # no pool, no reading, ratio undefined
+                failures.append({"customer_id": ev.customer_id, "start": ev.start,
+                                 "method": m, "reason": str(err)})
+                continue
+            parts.append(_interval_rows(ev.customer_id, i, m, frame, actual))
+        if progress:
+            progress("rules", i + 1, total)
+    seconds["rules"] = time.perf_counter() - t0
+
+    ml_methods = [m for m in methods if m in ML_VARIANTS]
+    if ml_methods:
+        t0 = time.perf_counter()
+        first = events["start"].min()
+        block = pd.Timedelta(days=config.refit_days)
+        n_blocks = int(np.ceil((events["start"].max() - first) / block + 1e-9)) or 1
+        done = 0
+        for b in range(n_blocks + 1):
+            lo, hi = first + b * block, first + (b + 1) * block
+            sel = events[(events["start"] >= lo) & (events["start"] < hi)]
+            if sel.empty:
+                continue
+            train_end = lo.tz_convert(data.timezone).normalize().tz_convert("UTC")
+            # customers with at least MIN_TRAINING_DAYS of readings before the block
+            usable = {c: s for c, s in loads.items()
+                      if (s.index < train_end).sum() * checked[c][1]
+                      >= pd.Timedelta(days=MIN_TRAINING_DAYS)}
+            model = None
+            if usable:
+                model = MLBaseline(**config.ml_params).fit(
+                    usable, timezone=data.timezone, holiday_country=data.holiday_country,
+                    event_days={c: data.event_days.get(c, ()) for c in usable},
+                    weather={c: data.weather[c] for c in usable if c in data.weather} or None,
+                    train_end=train_end)
+            for ev in sel.itertuples():
+                if model is None or ev.customer_id not in usable:
+                    for m in ml_methods:
+                        failures.append({"customer_id": ev.customer_id, "start": ev.start,
+                                         "method": m, "reason": f"less than {MIN_TRAINING_DAYS}"
+                                         f" days of readings before {train_end}"})
+                    continue
+                for m in ml_methods:
+                    model.set_params(adjustment=ML_VARIANTS[m])
+                    try:
+                        frame = model.predict(ev.start, ev.end, ev.notice_time,
+                                              customer_id=ev.customer_id)
+                    except DataError as err:  # no pool, no reading, ratio undefined
+                        failures.append({"customer_id": ev.customer_id, "start": ev.start,
+                                         "method": m, "reason": str(err)})
+                        continue
+                    parts.append(_interval_rows(ev.customer_id, int(ev.Index), m, frame,
+                                                loads[ev.customer_id]))
+                done += 1
+                if progress:
+                    progress("ml", done, total)
+        seconds["ml"] = time.perf_counter() - t0
+    intervals = pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True)
+    summary = summarise(intervals, config.injected_reduction_ratio)
+    return EvalResult(data.name, events, intervals, summary,
+                      pd.DataFrame(failures, columns=["customer_id", "start", "method",
+                                                      "reason"]), seconds)
+
+
+def summarise(intervals: pd.DataFrame, injected_reduction_ratio: float = 0.15) -> pd.DataFrame:
+    """Scores per method from ``evaluate_core``'s interval rows (see the module doc)."""
+    rows = []
+    f = injected_reduction_ratio
+    for method, g in intervals.groupby("method", sort=False):
+        g = g.dropna(subset=["actual_kw", "baseline_kw"])
+        err = g["baseline_kw"] - g["actual_kw"]
+        per_customer = g.assign(err2=err**2).groupby("customer_id").agg(
+            err2=("err2", "mean"), mean_kw=("actual_kw", "mean"))
+        cv = np.sqrt(per_customer["err2"]) / per_customer["mean_kw"]
+        per_event = g.assign(err=err).groupby("event_no").agg(
+            err=("err", "sum"), actual=("actual_kw", "sum"))
+        injected = f * per_event["actual"]
+        row = {
+            "method": method,
+            "n_events": int(g["event_no"].nunique()),
+            "n_customers": int(g["customer_id"].nunique()),
+            "cvrmse": float(cv.mean()),
+            "cvrmse_pooled": float(np.sqrt(np.mean(err**2)) / g["actual_kw"].mean()),
+            "nmbe": float(err.sum() / g["actual_kw"].sum()),
+            "reduction_wape": float(np.abs(per_event["err"]).sum() / injected.sum()),
+            "reduction_bias": float(per_event["err"].sum() / injected.sum()),
+        }
+        band = g[["baseline_p10_kw", "baseline_p90_kw"]].notna().all(axis=1)
+        if band.any():
+            b = g[band]
+            row["coverage_p10_p90"] = float(np.mean((b["actual_kw"] >= b["baseline_p10_kw"])
+                                                    & (b["actual_kw"] <= b["baseline_p90_kw"])))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")
+
+
+def ml_target_check(summary: pd.DataFrame, ml_method: str = "ml", ratio: float = 0.8,
+                    max_abs_nmbe: float = 0.02) -> dict:
+    """Does ``ml_method`` reach CVRMSE <= ratio x the best rule's with |NMBE| <= 2 %?"""
+    rules = summary.loc[[m for m in summary.index if m in RULE_METHODS]]
+    if rules.empty or ml_method not in summary.index:
+        raise DataError("the summary needs at least one rule method and the ML method")
+    best = rules["cvrmse"].idxmin()
+    ml = summary.loc[ml_method]
+    return {"best_rule": best, "best_rule_cvrmse": float(rules.loc[best, "cvrmse"]),
+            "ml_cvrmse": float(ml["cvrmse"]), "ml_nmbe": float(ml["nmbe"]),
+            "cvrmse_ratio": float(ml["cvrmse"] / rules.loc[best, "cvrmse"]),
+            "meets_cvrmse": bool(ml["cvrmse"] <= ratio * rules.loc[best, "cvrmse"]),
+            "meets_nmbe": bool(abs(ml["nmbe"]) <= max_abs_nmbe)}
+
+
+def savings_recovery(load_kw: pd.Series, weather: pd.DataFrame, timezone: str,
+                     holiday_country: str | None, baseline_end, reporting_start,
+                     reporting_end=None, ml_params: dict | None = None) -> dict:
+    """Saving over a reporting period from a weather-driven ML baseline fitted before it.
+
+    The model (``MLBaseline(use_recent_level=False)``: calendar and temperature only, since
+    the recent level would already hold the saving) is trained on readings before
+    ``baseline_end`` and predicts ``[reporting_start, reporting_end)``. Returns the saving
+    ``1 - sum actual / sum baseline`` over intervals with both, the energies (kWh) and the
+    CV(RMSE) of the model on the last 60 days of the baseline period (in sample).
+    """
+    load, res = check_load(load_kw)
+    params = {"use_recent_level": False, **(ml_params or {})}
+    model = MLBaseline(**params).fit(load, timezone=timezone, holiday_country=holiday_country,
+                                     weather=weather, train_end=baseline_end)
+    end = reporting_end or (load.index[-1] + res)
+    frame = model.predict(reporting_start, end)
+    actual = load.reindex(frame.index)
+    ok = actual.notna()
+    hours = res / pd.Timedelta(hours=1)
+    base_kwh = float(frame.loc[ok, "baseline_kw"].sum() * hours)
+    act_kwh = float(actual[ok].sum() * hours)
+    fit_start = pd.Timestamp(baseline_end) - pd.Timedelta(days=60)
+    fit_frame = model.predict(fit_start, baseline_end)
+    fit_actual = load.reindex(fit_frame.index)
+    from forecasting.metrics import cvrmse as _cvrmse
+
+    return {"saving_ratio": 1 - act_kwh / base_kwh, "baseline_kwh": base_kwh,
+            "actual_kwh": act_kwh, "n_intervals": int(ok.sum()),
+            "fit_cvrmse_last_60d": _cvrmse(fit_actual, fit_frame["baseline_kw"])}
+
+
+# -- portfolios ---------------------------------------------------------------------------
+def customer_load(portfolio: Portfolio, customer_id: str) -> tuple[pd.Series, list]:
+    """A customer's load (sum of its load sites, kW, UTC index) and its sites.
+
+    Intervals where any of the customer's sites has no reading are dropped (a partial sum
+    would understate the load).
+    """
+    sites = [s for s in portfolio.sites.values()
+             if s.kind == "load" and s.customer_id == customer_id]
+    if not sites:
+        from forecasting.errors import UnknownSiteError
+
+        known = sorted({s.customer_id for s in portfolio.sites.values() if s.customer_id})
+        raise UnknownSiteError(
+            f"unknown customer {customer_id!r} in {portfolio.source}: no load site declares it "
+            f"in sites.csv (customer_id); known customers: {', '.join(known[:10])}"
+            f"{' ...' if len(known) > 10 else ''}")
+    series = [portfolio.site_data(s.site_id).values_kw for s in sites]
+    total = pd.concat(series, axis=1).dropna().sum(axis=1) if len(series) > 1 else series[0]
+    total.name = "load_kw"
+    return total, sites
+
+
+def customer_event_days(portfolio: Portfolio, customer_id: str, timezone: str) -> frozenset:
+    """Local dates on which ``customer_id`` had any event (events.csv)."""
+    ev = portfolio.events
+    if ev.empty:
+        return frozenset()
+    rows = ev[ev["customer_id"] == customer_id]
+    days = set()
+    for start, end in zip(rows["start"], rows["end"], strict=True):
+        first = start.tz_convert(timezone).date()
+        last = (end - pd.Timedelta(seconds=1)).tz_convert(timezone).date()
+        days.update(first + dt.timedelta(days=k) for k in range((last - first).days + 1))
+    return frozenset(days)
+
+
+def customer_weather(portfolio: Portfolio, site_id: str) -> pd.DataFrame:
+    """The site's weather rows (timestamp, issue_time, temp_air_c ...)."""
+    return portfolio.site_data(site_id).weather
+
+
+def dataset_from_portfolio(portfolio: Portfolio, customers: list[str] | None = None,
+                           name: str | None = None) -> EvalDataset:
+    """An ``EvalDataset`` of a portfolio's customers (load sites grouped by customer_id)."""
+    ids = customers or sorted({s.customer_id for s in portfolio.sites.values()
+                               if s.kind == "load" and s.customer_id})
+    if not ids:
+        raise DataError(f"{portfolio.source}: no load site has a customer_id; baselines are "
+                        "per customer")
+    loads, weather, events = {}, {}, {}
+    zones, countries = set(), set()
+    for cid in ids:
+        load, sites = customer_load(portfolio, cid)
+        zones.add(sites[0].timezone)
+        countries.add(sites[0].holiday_country)
+        loads[cid] = load
+        wx = customer_weather(portfolio, sites[0].site_id)
+        if not wx.empty and "temp_air_c" in wx:
+            weather[cid] = wx
+        events[cid] = customer_event_days(portfolio, cid, sites[0].timezone)
+    if len(zones) > 1 or len(countries) > 1:
+        raise DataError(f"customers span several time zones/holiday calendars {zones} "
+                        f"{countries}; evaluate them separately")
+    return EvalDataset(name or str(portfolio.source), loads, zones.pop(), countries.pop(),
+                       weather, events)

@@ -1,0 +1,245 @@
+"""Request/response models and pure handlers for ``POST /baseline`` and ``POST /baseline/measure``.
+
+The handlers take a ``Portfolio`` (the readings known to the service) and a request and
+return a response; they raise ``forecasting.errors`` types on bad input (``UnknownSiteError``
+for an unknown customer or site, ``DataError`` subclasses for bad windows or readings,
+``ModelNotFoundError`` when ``ml`` is asked and no model is given), which the service maps
+to HTTP 4xx/503. A baseline only ever uses readings from before the event start (day-of
+adjustments: before the notice), whatever the portfolio holds after it.
+
+``ml_models`` maps a customer id (or ``"pooled"``) to a fitted ``MLBaseline``; the service
+loads it from the registry (``pipelines.baselines.load_champion``). Its recent-level history
+is refreshed from the portfolio for each request (``set_history``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from forecasting.errors import DataError
+from forecasting.portfolio import Portfolio
+from forecasting.settlement import SettlementRule, aggregate_readings, interval_results
+from models.baselines.ml import MLBaseline
+from pipelines.baseline_eval import customer_event_days, customer_load
+from pipelines.measurement import baseline_for_customer
+
+Method = Literal["auto", "similar_days", "x_of_y", "pre_event", "ml"]
+
+
+class _Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str | None = Field(None, description="customer whose load sites are summed "
+                                    "(sites.csv customer_id); give this or site_id")
+    site_id: str | None = Field(None, description="one load site (sites.csv site_id); give "
+                                "this or customer_id")
+    start: AwareDatetime = Field(description="event start, ISO 8601 with offset")
+    end: AwareDatetime = Field(description="event end (exclusive), ISO 8601 with offset")
+    notice_time: AwareDatetime | None = Field(
+        None, description="when the event was announced; day-of adjustments use readings "
+        "before it (default: the start)")
+    method: Method = Field("auto", description="baseline method; auto picks per customer the "
+                           "lowest CV(RMSE) on placebo days before the event")
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.customer_id is None) == (self.site_id is None):
+            raise ValueError("give exactly one of customer_id or site_id")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.notice_time is not None and self.notice_time > self.start:
+            raise ValueError("notice_time must not be after start")
+        return self
+
+
+class BaselineRequest(_Target):
+    """Baseline of a customer or site over an event window."""
+
+
+class BaselinePoint(BaseModel):
+    timestamp: AwareDatetime = Field(description="interval start (UTC)")
+    baseline_kw: float = Field(description="baseline, mean kW over the interval")
+    baseline_p10_kw: float | None = Field(None, description="10 % quantile (ML only)")
+    baseline_p90_kw: float | None = Field(None, description="90 % quantile (ML only)")
+
+
+class BaselineResponse(BaseModel):
+    customer_id: str | None = Field(description="the customer asked for")
+    site_id: str | None = Field(description="the site asked for")
+    method: str = Field(description="method used (auto resolved)")
+    method_requested: str = Field(description="method asked for")
+    resolution_minutes: int = Field(ge=1, description="width of each point")
+    pool_days: list[dt.date] = Field(default_factory=list, description="local dates averaged "
+                                     "(rule baselines)")
+    adjustment: float | None = Field(None, description="day-of factor or offset (kW) applied")
+    auto_scores: dict[str, float] = Field(default_factory=dict, description="auto: CV(RMSE) "
+                                          "of each candidate on the placebo days")
+    notes: list[str] = Field(default_factory=list)
+    points: list[BaselinePoint]
+
+
+class Reading(BaseModel):
+    timestamp: AwareDatetime = Field(description="start of the reading interval")
+    load_kw: float = Field(description="mean power over the reading interval, kW")
+
+
+class MeasureRequest(_Target):
+    """Readings so far during an event (any regular resolution 5 s .. 15 min)."""
+
+    target_kw: float = Field(description="committed change, kW: reduction positive, valley "
+                             "filling negative")
+    readings: list[Reading] = Field(min_length=1, description="readings since the start")
+    rule: SettlementRule | None = Field(None, description="settlement rule (default rule if "
+                                        "omitted)")
+
+    @model_validator(mode="after")
+    def _nonzero_target(self):
+        if self.target_kw == 0:
+            raise ValueError("target_kw must be non-zero (positive = reduction, negative = "
+                             "valley filling)")
+        return self
+
+
+class MeasureInterval(BaseModel):
+    timestamp: AwareDatetime = Field(description="settlement interval start (UTC)")
+    baseline_kw: float
+    baseline_p10_kw: float | None = None
+    baseline_p90_kw: float | None = None
+    actual_kw: float | None = Field(description="mean of the readings in the interval")
+    coverage: float | None = Field(description="readings present / expected, 0..1")
+    reduction_kw: float | None = Field(description="baseline - actual")
+    achievement: float | None = Field(description="reduction / target")
+
+
+class MeasureResponse(BaseModel):
+    customer_id: str | None
+    site_id: str | None
+    method: str
+    target_kw: float
+    n_intervals: int = Field(description="intervals in the event window")
+    n_measured: int = Field(description="intervals with readings so far")
+    reduction_kw: float | None = Field(description="mean reduction over measured intervals")
+    achievement: float | None = Field(description="mean reduction / target so far")
+    on_track: bool = Field(description="achievement so far reaches the rule's threshold")
+    intervals: list[MeasureInterval]
+
+
+def _history(portfolio: Portfolio, request: _Target):
+    """(load, timezone, holiday country, event days, customer id) for the request."""
+    if request.site_id is not None:
+        site = portfolio.site(request.site_id)
+        if site.kind != "load":
+            raise DataError(f"site {site.site_id} is a {site.kind} site; baselines are for "
+                            "load sites")
+        load = portfolio.site_data(site.site_id).values_kw
+        cid = site.customer_id
+        days = customer_event_days(portfolio, cid, site.timezone) if cid else frozenset()
+        return load, site.timezone, site.holiday_country, days, cid
+    load, sites = customer_load(portfolio, request.customer_id)
+    tz = sites[0].timezone
+    return (load, tz, sites[0].holiday_country,
+            customer_event_days(portfolio, request.customer_id, tz), request.customer_id)
+
+
+def _ml_model(ml_models, cid, load, days, request) -> MLBaseline | None:
+    if not ml_models or request.site_id is not None or cid is None:
+        return None  # ML models are per customer (a site request uses the rules)
+    model = ml_models.get(cid) or ml_models.get("pooled")
+    if model is None or cid not in model.customers_:
+        return None
+    return model.set_history({cid: load}, {cid: days})
+
+
+def _baseline(portfolio, request, ml_models):
+    load, tz, country, days, cid = _history(portfolio, request)
+    known = load[load.index < pd.Timestamp(request.start)]
+    if known.empty:
+        raise DataError(f"no readings of {request.customer_id or request.site_id} before "
+                        f"{request.start}; a baseline needs history")
+    model = _ml_model(ml_models, cid, known, days, request)
+    details, scores = baseline_for_customer(
+        known, timezone=tz, holiday_country=country, event_days=days, start=request.start,
+        end=request.end, notice_time=request.notice_time, method=request.method,
+        customer_id=cid, ml_model=model)
+    return details, scores, known
+
+
+def handle_baseline(portfolio: Portfolio, request: BaselineRequest,
+                    ml_models: Mapping[str, MLBaseline] | None = None) -> BaselineResponse:
+    """``POST /baseline``: the baseline series (with band for ML) and the method used."""
+    details, scores, known = _baseline(portfolio, request, ml_models)
+    frame = details.frame
+    res = (frame.index[1] - frame.index[0]) if len(frame) > 1 else (
+        known.index[-1] - known.index[-2])
+    points = [BaselinePoint(timestamp=ts.to_pydatetime(), baseline_kw=float(row.baseline_kw),
+                            baseline_p10_kw=_opt(row, "baseline_p10_kw"),
+                            baseline_p90_kw=_opt(row, "baseline_p90_kw"))
+              for ts, row in frame.iterrows()]
+    return BaselineResponse(customer_id=request.customer_id, site_id=request.site_id,
+                            method=details.method, method_requested=request.method,
+                            resolution_minutes=int(res / pd.Timedelta(minutes=1)),
+                            pool_days=list(details.pool_days), adjustment=details.adjustment,
+                            auto_scores=scores, notes=list(details.notes), points=points)
+
+
+def _opt(row, col):
+    value = row.get(col) if hasattr(row, "get") else None
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def handle_measure(portfolio: Portfolio, request: MeasureRequest,
+                   ml_models: Mapping[str, MLBaseline] | None = None) -> MeasureResponse:
+    """``POST /baseline/measure``: reduction and achievement so far during an event.
+
+    Readings (any regular resolution from 5 s to the rule's interval) are averaged to the
+    settlement interval (15 min by default); they must lie inside the event window.
+    """
+    rule = request.rule or SettlementRule()
+    readings = pd.Series([r.load_kw for r in request.readings],
+                         index=pd.DatetimeIndex([pd.Timestamp(r.timestamp)
+                                                 for r in request.readings]).tz_convert("UTC"))
+    start, end = pd.Timestamp(request.start), pd.Timestamp(request.end)
+    outside = (readings.index < start) | (readings.index >= end)
+    if outside.any():
+        raise DataError(f"reading at {readings.index[outside][0]} lies outside the event "
+                        f"window {start} .. {end}; send only readings since the start")
+    agg = aggregate_readings(readings.sort_index(), rule.interval_minutes, "readings")
+    details, _, _ = _baseline(portfolio, request, ml_models)
+    base = details.frame
+    if len(base) > 1 and base.index[1] - base.index[0] < pd.Timedelta(
+            minutes=rule.interval_minutes):
+        base = base.groupby(base.index.floor(f"{rule.interval_minutes}min")).mean()
+    rows = interval_results(base["baseline_kw"], agg["actual_kw"], request.target_kw)
+    coverage = agg["coverage"].reindex(rows.index)
+    measured = rows.dropna(subset=["actual_kw"])
+    reduction = float(measured["reduction_kw"].mean()) if len(measured) else None
+    achievement = reduction / request.target_kw if reduction is not None else None
+    intervals = []
+    for ts, row in rows.iterrows():
+        intervals.append(MeasureInterval(
+            timestamp=ts.to_pydatetime(), baseline_kw=float(row["baseline_kw"]),
+            baseline_p10_kw=_opt(base.loc[ts], "baseline_p10_kw"),
+            baseline_p90_kw=_opt(base.loc[ts], "baseline_p90_kw"),
+            actual_kw=_none(row["actual_kw"]), coverage=_none(coverage.loc[ts]),
+            reduction_kw=_none(row["reduction_kw"]), achievement=_none(row["achievement"])))
+    return MeasureResponse(
+        customer_id=request.customer_id, site_id=request.site_id, method=details.method,
+        target_kw=request.target_kw, n_intervals=len(rows), n_measured=len(measured),
+        reduction_kw=reduction, achievement=achievement,
+        on_track=bool(achievement is not None and achievement >= rule.min_achievement_ratio),
+        intervals=intervals)
+
+
+def _none(value) -> float | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) or pd.isna(
+        value) else float(value)
+
+
+__all__ = ["BaselinePoint", "BaselineRequest", "BaselineResponse", "MeasureInterval",
+           "MeasureRequest", "MeasureResponse", "Reading", "handle_baseline", "handle_measure"]

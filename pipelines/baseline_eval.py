@@ -260,6 +260,42 @@ def evaluate_core(data: EvalDataset, config: PlaceboConfig | None = None,
                                                       "reason"]), seconds)
 
 
+def draw_events_between(data: EvalDataset, config: PlaceboConfig, start, end) -> pd.DataFrame:
+    """Placebo events whose start lies in [start, end) (UTC), drawn as in ``evaluate_core``."""
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+    days = int(np.ceil((hi - lo) / pd.Timedelta(days=1)))
+    clipped = EvalDataset(data.name, {c: s[s.index < hi] for c, s in data.loads.items()},
+                          data.timezone, data.holiday_country, data.weather, data.event_days)
+    events = draw_placebo_events(clipped, config.model_copy(update={"eval_days": days}))
+    return events[(events["start"] >= lo) & (events["start"] < hi)].reset_index(drop=True)
+
+
+def score_on_events(models: dict[str, object], loads: dict[str, pd.Series],
+                    events: pd.DataFrame, injected_reduction_ratio: float = 0.15
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores of fitted baselines on given placebo events: (summary, interval rows).
+
+    ``models`` maps a method label to either a fitted ``MLBaseline`` (called with
+    ``customer_id``) or a callable ``customer_id -> fitted rule baseline``.
+    """
+    parts = []
+    for i, ev in enumerate(events.itertuples()):
+        for label, model in models.items():
+            fitted = model if isinstance(model, MLBaseline) else model(ev.customer_id)
+            kwargs = {"customer_id": ev.customer_id} if isinstance(fitted, MLBaseline) else {}
+            try:
+                frame = fitted.predict(ev.start, ev.end, ev.notice_time, **kwargs)
+            except DataError as err:  # no pool, no reading: scored without this event
+                log.info("%s %s %s: %s", label, ev.customer_id, ev.start, err)
+                continue
+            parts.append(_interval_rows(ev.customer_id, i, label, frame,
+                                        loads[ev.customer_id]))
+    if not parts:
+        raise InsufficientDataError("no method could compute a baseline on these events")
+    intervals = pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True)
+    return summarise(intervals, injected_reduction_ratio), intervals
+
+
 def summarise(intervals: pd.DataFrame, injected_reduction_ratio: float = 0.15) -> pd.DataFrame:
     """Scores per method from ``evaluate_core``'s interval rows (see the module doc)."""
     rows = []

@@ -157,3 +157,31 @@ def test_temperature_prefers_observations_over_forecasts():
                           "temp_air_c": [30.0, 25.0, 26.0]})
     temp = temperature_series(frame)
     assert temp.tolist() == [30.0, 26.0]
+
+
+@pytest.mark.integration
+def test_mlflow_registration_champion_then_challenger(portfolio, mlflow_uri):
+    from pipelines.baseline_eval import EvalDataset
+    from pipelines.baselines import (
+        BaselineTrainingConfig,
+        load_champion,
+        log_and_register,
+        train_baseline_core,
+    )
+    from pipelines.tracking import tracking_session
+
+    loads, weather = portfolio
+    data = EvalDataset("test", loads, TZ, "CN", {c: weather for c in loads})
+    config = BaselineTrainingConfig(holdout_days=14, n_events_per_customer=3, n_estimators=40,
+                                    min_child_samples=20)
+    result = train_baseline_core(data, config)
+    assert result.name == "baseline-pooled"
+    assert result.metrics["cvrmse"] < 0.1
+    with tracking_session(mlflow_uri) as client:
+        first = log_and_register(client, data, result, config)
+        second = log_and_register(client, data, result, config)  # same model, same score
+    assert first["alias"] == "champion" and first["reason"] == "first model"
+    assert second["alias"] == "challenger" and "same held-out placebo events" in second["reason"]
+    model = load_champion("baseline-pooled", mlflow_uri)
+    frame = model.predict(at("2024-08-12 14:00"), at("2024-08-12 15:00"), customer_id="c1")
+    assert frame["baseline_kw"].notna().all()

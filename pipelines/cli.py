@@ -265,12 +265,14 @@ def serve(data: Path = DATA_OPT,
            "MLFLOW_TRACKING_URI": tracking_uri(), "OMP_NUM_THREADS": "1"}
     base = f"http://{host}:{port}"
     example = _example_request(data)
-    console.print(f"API docs (Swagger UI): {base}/   OpenAPI: {base}/docs.json")
-    console.print(f"MLflow store: {tracking_uri()}  (browse: mlflow ui --backend-store-uri "
-                  f"{tracking_uri()})")
+    lines = [f"API docs (Swagger UI): {base}/    OpenAPI: {base}/docs.json",
+             f"MLflow store: {tracking_uri()}",
+             f"  browse it: .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}"]
     if example:
-        console.print(f"example request:\n  curl -s -X POST {base}/forecast -H "
-                      f"'Content-Type: application/json' -d '{example}'")
+        lines += ["example request (once the server says it is ready):",
+                  f"  curl -s -X POST {base}/forecast -H 'Content-Type: application/json' "
+                  f"-d '{example}'"]
+    print("\n".join(lines), file=sys.stderr, flush=True)  # plain: no wrapping, copy-pastable
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:VPPService", "--host", host,
            "--port", str(port)]
     raise typer.Exit(subprocess.call(cmd, env=env))
@@ -288,7 +290,7 @@ def _example_request(data: Path) -> str | None:
     last = portfolio.measurements.loc[portfolio.measurements["site_id"] == site.site_id,
                                       "timestamp"].max().tz_convert(site.timezone)
     issue = last.normalize() - pd.Timedelta(hours=12)
-    return ('{"request": {"site_id": "%s", "issue_time": "%s", "horizon": "day_ahead"}}'
+    return ('{"site_id": "%s", "issue_time": "%s", "horizon": "day_ahead"}'
             % (site.site_id, issue.isoformat()))
 
 

@@ -348,14 +348,15 @@ def savings_recovery(load_kw: pd.Series, weather: pd.DataFrame, timezone: str,
                      reporting_end=None, ml_params: dict | None = None) -> dict:
     """Saving over a reporting period from a weather-driven ML baseline fitted before it.
 
-    The model (``MLBaseline(use_recent_level=False)``: calendar and temperature only, since
-    the recent level would already hold the saving) is trained on readings before
+    The model (``MLBaseline(use_recent_level=False, use_day_of=False, target='scaled')``:
+    calendar and temperature only, since recent readings would already hold the saving) is trained on readings before
     ``baseline_end`` and predicts ``[reporting_start, reporting_end)``. Returns the saving
     ``1 - sum actual / sum baseline`` over intervals with both, the energies (kWh) and the
     CV(RMSE) of the model on the last 60 days of the baseline period (in sample).
     """
     load, res = check_load(load_kw)
-    params = {"use_recent_level": False, **(ml_params or {})}
+    params = {"use_recent_level": False, "use_day_of": False, "target": "scaled",
+              **(ml_params or {})}
     model = MLBaseline(**params).fit(load, timezone=timezone, holiday_country=holiday_country,
                                      weather=weather, train_end=baseline_end)
     end = reporting_end or (load.index[-1] + res)

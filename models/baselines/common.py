@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,7 @@ POOL_OF_DAY_TYPE = {"workday": "working", "swapped_workday": "working",
 BASELINE_COLUMNS = ("baseline_kw",)
 
 
+@lru_cache(maxsize=65536)
 def pool_of_day(day: dt.date, holiday_country: str | None) -> str:
     """Pool (``working``, ``weekend``, ``holiday``) whose days stand in for ``day``.
 
@@ -281,8 +283,11 @@ class BaselineEstimator(BaseEstimator):
         self.matrix_ = DayMatrix.build(load, res, timezone)
         self.pool_of_row_ = np.array([pool_of_day(self.matrix_.day(r), holiday_country)
                                       for r in range(self.matrix_.n_days)])
-        self.event_row_ = np.array([self.matrix_.day(r) in self.event_days_
-                                    for r in range(self.matrix_.n_days)], dtype=bool)
+        self.event_row_ = np.zeros(self.matrix_.n_days, dtype=bool)
+        for d in self.event_days_:
+            r = self.matrix_.row(d)
+            if 0 <= r < self.matrix_.n_days:
+                self.event_row_[r] = True
         return self
 
     def _validate_params(self) -> None:

@@ -10,7 +10,9 @@ Features of the interval ``t`` on local day ``D`` (declared in ``FEATURES``):
 
 - calendar (``forecasting.calendar.calendar_features``) and the similar-day pool of ``D``;
 - weather: ``temp_air_c`` at ``t``, its mean over the 24 h before ``t`` and the maximum of
-  day ``D`` (observed weather, or the latest forecast where no observation exists);
+  day ``D`` (observed weather, or the latest forecast where no observation exists); with
+  the recent level also the temperature of the similar days at ``t``'s slot and today's
+  difference to it (the similar-day level carries those days' weather);
 - recent level, in units of the customer's scale (``use_recent_level``): at ``t``'s slot,
   the mean of the latest ``similar_days`` days of ``D``'s pool (the similar-days baseline)
   and the value 7 days earlier; the mean of the ``recent_days`` days before ``D``. Event
@@ -19,14 +21,17 @@ Features of the interval ``t`` on local day ``D`` (declared in ``FEATURES``):
 - day of the event (``use_day_of``), known at the reference time ``ref = notice - gap``:
   the mean load over the ``adjustment_window_minutes`` before ``ref`` (in units of the
   scale), its ratio to the similar-day level over the same intervals (what an X-of-Y
-  day-of adjustment measures), the last reading before ``ref`` and the lead ``t - ref``.
-  Training rows draw the lead uniformly between ``adjustment_gap_minutes`` and
+  day-of adjustment measures) and the corrections a multiplicative or additive X-of-Y
+  adjustment would make, the last reading before ``ref`` and the lead ``t - ref``.
+  Training rows draw the lead log-uniformly between ``adjustment_gap_minutes`` and
   ``day_of_max_lead_hours``, so that the model learns how fast that information decays;
 - customer: its scale (mean training load, kW) and an integer code (pooled models).
 
 A customer whose training load was never negative (no net infeed) gets no negative baseline.
 
-The target is ``load / scale`` so that one pooled model serves customers of any size;
+The target is ``(load - similar-day level) / scale`` (``target='residual'``, a learned
+correction of the similar-days baseline) or ``load / scale`` (``'scaled'``), so that one
+pooled model serves customers of any size;
 ``strategy`` picks ``pooled`` (one model for all, helps customers with little history),
 ``per_customer`` or ``auto`` (own model where at least ``min_days_own_model`` days of
 history exist, the pooled model for the others). An optional capped day-of adjustment
@@ -76,8 +81,12 @@ CALENDAR_FEATURES = ("cal_minute_of_day", "cal_day_of_week", "cal_is_working_day
                      "cal_day_of_year_cos", "cal_prev_day_working", "cal_next_day_working",
                      "cal_days_to_spring_festival", "cal_pool")
 WEATHER_FEATURES = ("wx_temp_air_c", "wx_temp_mean_24h_c", "wx_temp_day_max_c")
+# with the recent level: the temperature of the similar days, and today's difference to it
+WEATHER_LEVEL_FEATURES = ("wx_temp_similar_days_c", "wx_temp_minus_similar_days_c")
 LEVEL_FEATURES = ("lvl_similar_days_rel", "lvl_week_ago_rel", "lvl_recent_mean_rel")
-DAY_OF_FEATURES = ("do_lead_minutes", "do_level_rel", "do_ratio", "do_last_rel")
+DAY_OF_FEATURES = ("do_lead_minutes", "do_level_rel", "do_ratio", "do_last_rel",
+                   "do_mult_adjustment_rel", "do_add_adjustment_rel")
+TARGETS = ("residual", "scaled")
 CUSTOMER_FEATURES = ("cust_scale_kw", "cust_code")
 STRATEGIES = ("pooled", "per_customer", "auto")
 SINGLE = "customer"
@@ -131,6 +140,7 @@ class _Customer:
     temp_mean_24h: pd.Series | None = None
     temp_day_max: pd.Series | None = None
     flat: dict | None = None  # regular UTC grid arrays for the day-of features
+    temp_cells: np.ndarray | None = None  # temperature at each (day, slot) cell of matrix
 
     def __post_init__(self):
         temp = self.temperature
@@ -139,6 +149,16 @@ class _Customer:
             local_days = temp.index.tz_convert(self.matrix.timezone).tz_localize(
                 None).normalize()
             self.temp_day_max = temp.groupby(local_days).max()
+
+
+def _event_rows(matrix: DayMatrix, days) -> np.ndarray:
+    """Boolean per matrix row: is that local day an event day."""
+    out = np.zeros(matrix.n_days, dtype=bool)
+    for d in days:
+        r = matrix.row(d)
+        if 0 <= r < matrix.n_days:
+            out[r] = True
+    return out
 
 
 def _level_features(values: np.ndarray, pool_of_row: np.ndarray, event_row: np.ndarray,
@@ -199,7 +219,12 @@ class MLBaseline(BaselineEstimator):
         (a reporting year after a retrofit), where the recent level would hold the saving.
     use_day_of : offer the day-of features (True); they use readings up to
         ``notice - adjustment_gap_minutes`` only. Off for long-horizon M&V.
-    day_of_max_lead_hours : longest lead drawn for the day-of features in training (30).
+    day_of_max_lead_hours : longest lead drawn for the day-of features in training (30);
+        leads are drawn log-uniformly, so short leads (real-time events) are dense.
+    target : ``'residual'`` (default): the model learns ``(load - similar-day level) / scale``,
+        a correction of the similar-days baseline, which keeps the resolution of the trees
+        for very steady customers; ``'scaled'``: ``load / scale`` (needed without the recent
+        level, e.g. for long-horizon M&V).
     similar_days, recent_days, lookback_days : window of the level features (5, 7, 45 days).
     strategy : ``pooled``, ``per_customer`` or ``auto`` (see module doc).
     min_days_own_model : history (days) for an own model under ``auto`` (180).
@@ -218,6 +243,7 @@ class MLBaseline(BaselineEstimator):
                  learning_rate: float = 0.05, num_leaves: int = 31,
                  min_child_samples: int = 50, use_recent_level: bool = True,
                  use_day_of: bool = True, day_of_max_lead_hours: float = 30.0,
+                 target: str = "residual",
                  similar_days: int = 5, recent_days: int = 7, lookback_days: int = 45,
                  strategy: str = "pooled", min_days_own_model: int = 180,
                  adjustment: str | None = None, adjustment_cap: float | None = 0.2,
@@ -231,6 +257,7 @@ class MLBaseline(BaselineEstimator):
         self.min_child_samples = min_child_samples
         self.use_recent_level = use_recent_level
         self.use_day_of = use_day_of
+        self.target = target
         self.day_of_max_lead_hours = day_of_max_lead_hours
         self.similar_days = similar_days
         self.recent_days = recent_days
@@ -254,6 +281,11 @@ class MLBaseline(BaselineEstimator):
         if self.adjustment not in ADJUSTMENTS:
             raise ValueError(f"unknown adjustment {self.adjustment!r}, expected one of "
                              f"{list(ADJUSTMENTS)}")
+        if self.target not in TARGETS:
+            raise ValueError(f"unknown target {self.target!r}, expected one of {list(TARGETS)}")
+        if self.target == "residual" and not self.use_recent_level:
+            raise ValueError("target='residual' corrects the similar-day level, which needs "
+                             "use_recent_level=True; use target='scaled'")
         for name in ("similar_days", "recent_days", "lookback_days", "n_estimators",
                      "min_child_samples", "max_training_rows"):
             value = getattr(self, name)
@@ -265,7 +297,7 @@ class MLBaseline(BaselineEstimator):
         """Feature columns in model order, derived from the configuration."""
         names = [*CALENDAR_FEATURES, *WEATHER_FEATURES]
         if self.use_recent_level:
-            names += LEVEL_FEATURES
+            names += (*LEVEL_FEATURES, *WEATHER_LEVEL_FEATURES)
         if self.use_day_of:
             names += DAY_OF_FEATURES
         return (*names, *CUSTOMER_FEATURES)
@@ -330,7 +362,7 @@ class MLBaseline(BaselineEstimator):
         matrix = DayMatrix.build(load, res, self.timezone_)
         pools = np.array([POOL_CODE[pool_of_day(matrix.day(r), self.holiday_country_)]
                           for r in range(matrix.n_days)])
-        ev = np.array([matrix.day(r) in days for r in range(matrix.n_days)], dtype=bool)
+        ev = _event_rows(matrix, days)
         train = load if end is None else load[load.index < end]
         if self.max_training_days and not train.empty:
             train = train[train.index >= train.index[-1] - pd.Timedelta(
@@ -349,37 +381,57 @@ class MLBaseline(BaselineEstimator):
                          int(pd.Index(local_days).nunique()), bool(train.min() >= 0))
 
     def _training_rows(self, end):
-        frames, targets, owners = [], [], []
+        """Feature rows of every customer's non-event readings before ``end``.
+
+        Above ``max_training_rows`` a random subsample (the same share of each customer) is
+        drawn *before* the features are built.
+        """
         rng = np.random.default_rng(self.random_state + 1)
+        chosen = {}
         for cid, cust in self.customers_.items():
             m = cust.matrix
             utc = m.utc_ns.ravel()
-            vals = m.values.ravel()
-            rows = np.repeat(np.arange(m.n_days), m.n_slots)
-            ok = ~np.isnan(vals) & ~np.repeat(cust.event_row, m.n_slots)
+            ok = ~np.isnan(m.values.ravel()) & ~np.repeat(cust.event_row, m.n_slots)
             if end is not None:
                 ok &= utc < end.value
             if self.max_training_days and ok.any():
                 ok &= utc >= utc[ok].max() - self.max_training_days * 86_400 * 10**9
-            index = pd.DatetimeIndex(utc[ok], tz="UTC")
+            chosen[cid] = np.flatnonzero(ok)
+        total = sum(len(v) for v in chosen.values())
+        if total > self.max_training_rows:
+            share = self.max_training_rows / total
+            sub = np.random.default_rng(self.random_state)
+            chosen = {c: np.sort(sub.choice(v, round(len(v) * share), replace=False))
+                      for c, v in chosen.items()}
+        frames, targets, owners = [], [], []
+        for cid, cust in self.customers_.items():
+            cells = chosen[cid]
+            if cells.size == 0:
+                continue
+            m = cust.matrix
+            index = pd.DatetimeIndex(m.utc_ns.ravel()[cells], tz="UTC")
+            rows = cells // m.n_slots
             refs = None
             if self.use_day_of:
                 lo_min = float(self.adjustment_gap_minutes)
                 hi_min = max(lo_min, 60.0 * self.day_of_max_lead_hours)
-                lead = rng.uniform(lo_min, hi_min, len(index)) * NS_PER_MINUTE
+                lead = np.exp(rng.uniform(np.log(max(lo_min, 1.0)), np.log(hi_min),
+                                          len(index))) * NS_PER_MINUTE
                 refs = index.asi8 - lead.astype(np.int64)
-            X = self._features(cust, index, rows[ok], cutoff=None, refs_ns=refs)
+            X = self._features(cust, index, rows, cutoff=None, refs_ns=refs)
+            y = m.values.ravel()[cells] / cust.scale_kw
+            if self.target == "residual":
+                ref = X[:, self.feature_names.index("lvl_similar_days_rel")]
+                y = y - ref
+                keep = np.isfinite(ref)
+                X, y = X[keep], y[keep]
             frames.append(X)
-            targets.append(vals[ok] / cust.scale_kw)
+            targets.append(y)
             owners.append(np.full(len(X), cid, dtype=object))
-        X = np.vstack(frames)
-        y = np.concatenate(targets)
-        owners = np.concatenate(owners)
-        if len(y) > self.max_training_rows:
-            keep = np.sort(np.random.default_rng(self.random_state).choice(
-                len(y), self.max_training_rows, replace=False))
-            X, y, owners = X[keep], y[keep], owners[keep]
-        return X, y, owners
+        if not frames:
+            raise InsufficientDataError("no training rows: every reading is an event day or "
+                                        "after the training end")
+        return np.vstack(frames), np.concatenate(targets), np.concatenate(owners)
 
     def _fit_boosters(self, X, y, label):
         if len(y) < 4 * self.min_child_samples:
@@ -436,11 +488,37 @@ class MLBaseline(BaselineEstimator):
             cols["lvl_similar_days_rel"] = lvl["similar"][inverse, slots] / cust.scale_kw
             cols["lvl_week_ago_rel"] = lvl["week_ago"][inverse, slots] / cust.scale_kw
             cols["lvl_recent_mean_rel"] = lvl["recent"][inverse] / cust.scale_kw
+            temp_sim = np.full(len(index), np.nan)
+            cells = self._temp_cells(cust)
+            if cells is not None:
+                tl = _level_features(cells, cust.pool_of_row, cust.event_row, unique_rows,
+                                     day_pool, self.similar_days, self.recent_days,
+                                     self.lookback_days)
+                temp_sim = tl["similar"][inverse, slots]
+            cols["wx_temp_similar_days_c"] = temp_sim
+            cols["wx_temp_minus_similar_days_c"] = cols["wx_temp_air_c"] - temp_sim
         if self.use_day_of:
             cols.update(self._day_of_features(cust, index.asi8, refs_ns, cutoff))
+            # what a multiplicative X-of-Y adjustment would add to the similar-day level
+            sim = cols.get("lvl_similar_days_rel", np.full(len(index), np.nan))
+            cols["do_mult_adjustment_rel"] = (cols["do_ratio"] - 1.0) * sim
         cols["cust_scale_kw"] = np.full(len(index), cust.scale_kw)
         cols["cust_code"] = np.full(len(index), float(cust.code))
         return np.column_stack([cols[name] for name in self.feature_names])
+
+    def _temp_cells(self, cust: _Customer) -> np.ndarray | None:
+        """Air temperature at every (day, slot) cell with a reading (cached), else None."""
+        if cust.temperature is None or cust.temperature.empty:
+            return None
+        if cust.temp_cells is None:
+            m = cust.matrix
+            known = m.utc_ns != np.iinfo(np.int64).max
+            at = self._weather_features(cust, pd.DatetimeIndex(m.utc_ns[known], tz="UTC"),
+                                        None, only_temperature=True)
+            cells = np.full(m.values.shape, np.nan)
+            cells[known] = at
+            cust.temp_cells = cells
+        return cust.temp_cells
 
     def _flat(self, cust: _Customer) -> dict:
         """Regular UTC-grid arrays of one customer for the day-of features (cached)."""
@@ -474,6 +552,7 @@ class MLBaseline(BaselineEstimator):
             "cs_n": np.concatenate([z, np.cumsum(~np.isnan(v))]),
             "cs_vb": np.concatenate([z, np.cumsum(np.where(both, v, 0.0))]),
             "cs_sb": np.concatenate([z, np.cumsum(np.where(both, sim, 0.0))]),
+            "cs_nb": np.concatenate([z, np.cumsum(both)]),
         }
         return cust.flat
 
@@ -491,13 +570,17 @@ class MLBaseline(BaselineEstimator):
         with np.errstate(invalid="ignore", divide="ignore"):
             level = (f["cs_v"][hi] - f["cs_v"][lo]) / (f["cs_n"][hi] - f["cs_n"][lo])
             ratio = (f["cs_vb"][hi] - f["cs_vb"][lo]) / (f["cs_sb"][hi] - f["cs_sb"][lo])
+            offset = ((f["cs_vb"][hi] - f["cs_vb"][lo]) - (f["cs_sb"][hi] - f["cs_sb"][lo])) / (
+                f["cs_nb"][hi] - f["cs_nb"][lo])
         last = np.where(hi > 0, f["v"][np.maximum(hi - 1, 0)], np.nan)
         return {"do_lead_minutes": (t_ns - refs) / NS_PER_MINUTE,
                 "do_level_rel": level / cust.scale_kw,
                 "do_ratio": np.where(np.isfinite(ratio), ratio, np.nan),
-                "do_last_rel": last / cust.scale_kw}
+                "do_last_rel": last / cust.scale_kw,
+                "do_add_adjustment_rel": offset / cust.scale_kw}
 
-    def _weather_features(self, cust, index, local) -> dict[str, np.ndarray]:
+    def _weather_features(self, cust, index, local, only_temperature: bool = False):
+        """Weather features of ``index`` (dict), or the temperature array alone."""
         n = len(index)
         temp = cust.temperature
         if temp is None or temp.empty:
@@ -510,6 +593,8 @@ class MLBaseline(BaselineEstimator):
         p = np.maximum(pos, 0)
         fresh = valid & ((index - temp.index[p]) < width)
         at[fresh] = temp.to_numpy()[p[fresh]]
+        if only_temperature:
+            return at
         m24 = np.full(n, np.nan)
         m24[valid] = cust.temp_mean_24h.to_numpy()[p[valid]]
         want = local.tz_localize(None).normalize()
@@ -539,6 +624,15 @@ class MLBaseline(BaselineEstimator):
         mean, band = self.models_[self.model_of_[cid]]
         mu = mean.predict(X, num_threads=1)
         qs = band.predict(X)
+        if self.target == "residual":
+            ref = X[:, self.feature_names.index("lvl_similar_days_rel")]
+            if np.isnan(ref).any():
+                raise InsufficientDataError(
+                    f"customer {cid}: no similar-day history for {int(np.isnan(ref).sum())} "
+                    f"interval(s) from {index[np.isnan(ref)][0]} (the residual ML baseline "
+                    "corrects the similar-day level); use a rule baseline or more history")
+            mu = mu + ref
+            qs = qs + ref[:, None]
         lo = np.minimum(qs[:, 0], mu)
         hi = np.maximum(qs[:, -1], mu)
         out = np.column_stack([mu, lo, hi]) * cust.scale_kw
@@ -623,7 +717,7 @@ class MLBaseline(BaselineEstimator):
             m = DayMatrix.build(load, res, self.timezone_)
             pools = np.array([POOL_CODE[pool_of_day(m.day(r), self.holiday_country_)]
                               for r in range(m.n_days)])
-            ev = np.array([m.day(r) in days for r in range(m.n_days)], dtype=bool)
+            ev = _event_rows(m, days)
             temp = temperature_series(weathers.get(cid), f"weather of customer {cid}")
             self.customers_[cid] = _Customer(old.code, m, pools, ev, days,
                                              temp if temp is not None else old.temperature,

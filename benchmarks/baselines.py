@@ -1,0 +1,364 @@
+"""Baseline benchmarks: placebo evaluation, savings recovery, real-event accuracy, speed.
+
+Run from the repository root::
+
+    .venv/bin/python -m benchmarks.baselines            # everything (about half an hour)
+    .venv/bin/python -m benchmarks.baselines --only citylearn --quick
+
+Data are read in place from ../shared/data ($VPP_SHARED_DATA); the synthetic sample
+portfolio is generated into var/sample_portfolio when absent. Tables are printed and written
+as CSV to var/benchmarks/baselines/.
+
+Sections
+--------
+citylearn      placebo events on 17 real homes (hourly)
+eemeter        placebo events on the eemeter samples; savings recovery on the Illinois meters
+               (known 10 % saving in the reporting period)
+portfolio      placebo events on the synthetic sample portfolio, and the reduction estimated
+               for its *real* events against the generator's known response
+speed          baselines of 1,000 customers for one event
+opendsm        (``--opendsm``) OpenDSM's CalTRACK hourly model side by side, in its own venv
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.adapters import citylearn, eemeter
+from pipelines.baseline_eval import (
+    RULE_FACTORIES,
+    EvalDataset,
+    PlaceboConfig,
+    dataset_from_portfolio,
+    evaluate_core,
+    ml_target_check,
+    savings_recovery,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "var" / "benchmarks" / "baselines"
+SAMPLE = ROOT / "var" / "sample_portfolio"
+COLUMNS = ["n_events", "n_customers", "cvrmse", "cvrmse_pooled", "nmbe", "reduction_wape",
+           "reduction_bias", "coverage_p10_p90"]
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def show(title: str, frame: pd.DataFrame, name: str) -> None:
+    print(f"\n== {title}")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(frame.round(4).to_string())
+    OUT.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(OUT / f"{name}.csv")
+
+
+def placebo(data: EvalDataset, config: PlaceboConfig) -> dict:
+    t0 = time.perf_counter()
+    result = evaluate_core(data, config)
+    summary = result.summary.reindex(columns=COLUMNS)
+    show(f"{data.name}: placebo events ({len(result.events)} events, "
+         f"{time.perf_counter() - t0:.0f} s)", summary, f"placebo_{data.name}")
+    check = ml_target_check(result.summary)
+    print(f"ML vs best rule ({check['best_rule']}): CV(RMSE) ratio {check['cvrmse_ratio']:.3f} "
+          f"(target <= 0.8: {'met' if check['meets_cvrmse'] else 'NOT met'}); ML NMBE "
+          f"{check['ml_nmbe']:+.2%} (target |NMBE| <= 2%: "
+          f"{'met' if check['meets_nmbe'] else 'NOT met'})")
+    if not result.failures.empty:
+        print(f"{len(result.failures)} baseline(s) could not be computed:",
+              result.failures.groupby("method").size().to_dict())
+    return {"dataset": data.name, **check}
+
+
+def run_citylearn(config: PlaceboConfig) -> list[dict]:
+    return [placebo(citylearn.load_dataset(), config)]
+
+
+def run_eemeter(config: PlaceboConfig) -> list[dict]:
+    checks = [placebo(ds, config) for ds in eemeter.placebo_datasets()]
+    rows = []
+    for case in eemeter.savings_cases():
+        r = savings_recovery(case["load"], case["weather"], case["timezone"],
+                             case["holiday_country"], case["baseline_end"],
+                             case["reporting_start"])
+        rows.append({"meter": case["name"], "known_saving": case["known_saving"],
+                     "estimated_saving": r["saving_ratio"],
+                     "error_pp": 100 * (r["saving_ratio"] - case["known_saving"]),
+                     "within_2pp": abs(r["saving_ratio"] - case["known_saving"]) <= 0.02,
+                     "reporting_hours": r["n_intervals"],
+                     "fit_cvrmse_last_60d": r["fit_cvrmse_last_60d"]})
+    show("eemeter Illinois: saving over the reporting period (ML baseline fitted on the "
+         "baseline period; calendar + temperature)", pd.DataFrame(rows).set_index("meter"),
+         "eemeter_savings")
+    return checks
+
+
+def sample_portfolio():
+    from forecasting.portfolio import read_portfolio
+
+    if not (SAMPLE / "sites.csv").is_file():
+        from forecasting.synthetic import generate_portfolio
+
+        print(f"generating the synthetic sample portfolio into {SAMPLE}")
+        generate_portfolio(SAMPLE, seed=7)
+    return read_portfolio(SAMPLE)
+
+
+def real_event_accuracy(portfolio, months: int = 6, refit_days: int = 60) -> pd.DataFrame:
+    """Estimated vs known response (events.csv actual_kw, the generator's truth) per method.
+
+    Events of the last ``months`` months; the ML model is refitted every ``refit_days`` on
+    data before each block (pooled over all customers).
+    """
+    from models.baselines.ml import MLBaseline
+    from pipelines.baseline_eval import customer_load
+
+    data = dataset_from_portfolio(portfolio, name="sample_portfolio")
+    events = portfolio.events
+    last = events["end"].max()
+    events = events[events["start"] >= last - pd.Timedelta(days=30 * months)]
+    events = events.sort_values("start").reset_index(drop=True)
+    loads = {c: customer_load(portfolio, c)[0] for c in data.loads}
+    rules = {}
+    rows = []
+    methods = ("similar_days", "x_of_y", "pre_event")
+    block = pd.Timedelta(days=refit_days)
+    first = events["start"].min()
+    model, model_block = None, None
+    for ev in events.itertuples():
+        cid = ev.customer_id
+        truth = float(ev.actual_kw)
+        actual = loads[cid]
+        b = int((ev.start - first) / block)
+        if b != model_block:
+            train_end = (first + b * block).tz_convert(data.timezone).normalize()
+            model = MLBaseline().fit(
+                {c: s[s.index < train_end + block] for c, s in loads.items()},
+                timezone=data.timezone, holiday_country=data.holiday_country,
+                event_days=data.event_days, weather=data.weather,
+                train_end=train_end.tz_convert("UTC"))
+            model_block = b
+        for m in (*methods, "ml"):
+            if m == "ml":
+                est = model
+                kwargs = {"customer_id": cid}
+            else:
+                if (cid, m) not in rules:
+                    rules[cid, m] = RULE_FACTORIES[m]().fit(
+                        actual, timezone=data.timezone, holiday_country=data.holiday_country,
+                        event_days=data.event_days[cid], customer_id=cid)
+                est, kwargs = rules[cid, m], {}
+            try:
+                frame = est.predict(ev.start, ev.end, ev.notice_time, **kwargs)
+            except Exception as err:  # noqa: BLE001 - counted and reported per method
+                rows.append({"method": m, "ok": False, "reason": type(err).__name__})
+                continue
+            reduction = float((frame["baseline_kw"] - actual.reindex(frame.index)).mean())
+            rows.append({"method": m, "ok": True, "event_type": ev.event_type,
+                         "truth_kw": truth, "estimated_kw": reduction,
+                         "target_kw": float(ev.target_kw)})
+    frame = pd.DataFrame(rows)
+    ok = frame[frame["ok"]]
+    summary = ok.assign(err=ok["estimated_kw"] - ok["truth_kw"]).groupby("method").agg(
+        n=("err", "size"), mae_kw=("err", lambda e: float(np.mean(np.abs(e)))),
+        bias_kw=("err", "mean"))
+    totals = ok.assign(err=ok["estimated_kw"] - ok["truth_kw"]).groupby("method").apply(
+        lambda g: pd.Series({
+            "wape_vs_truth": float(np.abs(g["err"]).sum() / np.abs(g["truth_kw"]).sum()),
+            "achievement_mae_pp": float(100 * np.mean(np.abs(g["err"] / g["target_kw"])))}),
+        include_groups=False)
+    out = summary.join(totals)
+    out["failed"] = frame[~frame["ok"]].groupby("method").size().reindex(out.index).fillna(0)
+    return out
+
+
+def run_portfolio(config: PlaceboConfig) -> list[dict]:
+    portfolio = sample_portfolio()
+    data = dataset_from_portfolio(portfolio, name="sample_portfolio")
+    checks = [placebo(data, config)]
+    t0 = time.perf_counter()
+    acc = real_event_accuracy(portfolio)
+    show(f"sample portfolio: reduction of its real events (last 6 months) vs the generator's "
+         f"known response ({time.perf_counter() - t0:.0f} s)", acc, "portfolio_real_events")
+    return checks
+
+
+def run_speed(n_customers: int = 1000, days: int = 60) -> None:
+    """Fit + predict of every rule, and ML predict (and fit), for ``n_customers``."""
+    from models.baselines import make_baseline
+    from models.baselines.ml import MLBaseline
+
+    portfolio = sample_portfolio()
+    data = dataset_from_portfolio(portfolio, name="sample_portfolio")
+    rng = np.random.default_rng(0)
+    base = sorted(data.loads)
+    end = max(s.index.max() for s in data.loads.values())
+    day = (end - pd.Timedelta(days=3)).tz_convert(data.timezone).normalize()
+    while day.day_of_week >= 5:
+        day -= pd.Timedelta(days=1)
+    start, stop = day + pd.Timedelta(hours=14), day + pd.Timedelta(hours=17)
+    notice = start - pd.Timedelta(hours=2)
+    loads, weather = {}, {}
+    for i in range(n_customers):
+        src = base[i % len(base)]
+        s = data.loads[src]
+        s = s[(s.index >= start - pd.Timedelta(days=days)) & (s.index < start)]
+        loads[f"x{i:04d}"] = s * rng.uniform(0.3, 3.0) * (1 + rng.normal(0, 0.02, len(s)))
+        weather[f"x{i:04d}"] = data.weather.get(src)
+    rows = []
+    for m in ("similar_days", "x_of_y", "pre_event"):
+        t0 = time.perf_counter()
+        for cid, s in loads.items():
+            make_baseline(m).fit(s, timezone=data.timezone, holiday_country="CN",
+                                 customer_id=cid).predict(start, stop, notice)
+        rows.append({"method": m, "fit_s": np.nan,
+                     "predict_s": time.perf_counter() - t0})
+    t0 = time.perf_counter()
+    model = MLBaseline(max_training_rows=200_000).fit(
+        loads, timezone=data.timezone, holiday_country="CN", weather=weather,
+        train_end=day.tz_convert("UTC"))
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for cid in loads:
+        model.predict(start, stop, notice, customer_id=cid)
+    rows.append({"method": "ml (pooled)", "fit_s": fit_s, "predict_s": time.perf_counter() - t0})
+    show(f"speed: baselines of {n_customers} customers ({days} days of 15-minute history) for "
+         "one 3-hour event, seconds (rules: fit + predict; ML: pooled fit once, then predict)",
+         pd.DataFrame(rows).set_index("method"), "speed")
+
+
+def run_opendsm() -> None:  # defined below (kept last: it manages its own venv)
+    _run_opendsm()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=["citylearn", "eemeter", "portfolio", "speed",
+                                           "opendsm"], action="append")
+    parser.add_argument("--quick", action="store_true", help="5 events per customer")
+    parser.add_argument("--opendsm", action="store_true", help="also run the OpenDSM "
+                        "reference (creates var/opendsm-venv)")
+    args = parser.parse_args(argv)
+    config = PlaceboConfig(n_events_per_customer=5 if args.quick else 20)
+    sections = args.only or ["citylearn", "eemeter", "portfolio", "speed"]
+    if args.opendsm and "opendsm" not in sections:
+        sections.append("opendsm")
+    checks = []
+    t0 = time.perf_counter()
+    if "citylearn" in sections:
+        checks += run_citylearn(config)
+    if "eemeter" in sections:
+        checks += run_eemeter(config)
+    if "portfolio" in sections:
+        checks += run_portfolio(config)
+    if "speed" in sections:
+        run_speed()
+    if "opendsm" in sections:
+        run_opendsm()
+    if checks:
+        show("ML baseline target (CV(RMSE) <= 0.8 x best rule, |NMBE| <= 2 %)",
+             pd.DataFrame(checks).set_index("dataset"), "targets")
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s; CSVs in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
+
+
+# -- OpenDSM reference (separate venv; the service never imports it) -----------------------
+OPENDSM_VENV = ROOT / "var" / "opendsm-venv"  # git-ignored (var/)
+OPENDSM_PINS = ("opendsm==1.2.7", "multimethod<2.0")
+OPENDSM_SCRIPT = r"""
+import copy, json, sys
+import pandas as pd
+from opendsm.eemeter.models.hourly_caltrack.data import HourlyBaselineData, HourlyReportingData
+from opendsm.eemeter.models.hourly_caltrack.wrapper import HourlyModel
+
+root, names = sys.argv[1], sys.argv[2].split(",")
+meta = json.load(open(f"{root}/metadata.json"))
+out = {}
+for name in names:
+    m = meta[name]
+    raw = pd.read_csv(f"{root}/{m['meter_data_filename']}")
+    meter = pd.Series(raw["value"].to_numpy(), name="observed",
+                      index=pd.to_datetime(raw["start"], utc=True)).tz_convert("America/Chicago")
+    raw = pd.read_csv(f"{root}/{m['temperature_filename']}")
+    temp = pd.Series(raw["tempF"].to_numpy(), name="temperature",
+                     index=pd.to_datetime(raw["dt"], utc=True)).tz_convert("America/Chicago")
+    b_end = pd.Timestamp(m["blackout_start_date"], tz="America/Chicago")
+    r_start = pd.Timestamp(m["blackout_end_date"], tz="America/Chicago")
+    b_start = b_end - pd.Timedelta(days=365)
+    bm = meter[(meter.index >= b_start) & (meter.index < b_end)]
+    bt = temp[(temp.index >= b_start) & (temp.index < b_end)]
+    rm = meter[meter.index >= r_start]
+    rt = temp[(temp.index >= r_start) & (temp.index <= rm.index.max())]
+    model = HourlyModel().fit(HourlyBaselineData.from_series(bm, bt, is_electricity_data=True))
+    # predict mutates the model: predict on a copy
+    pred = copy.deepcopy(model).predict(
+        HourlyReportingData.from_series(rm, rt, is_electricity_data=True))
+    ok = pred["observed"].notna() & pred["predicted"].notna()
+    out[name] = {"saving": 1 - pred.loc[ok, "observed"].sum() / pred.loc[ok, "predicted"].sum(),
+                 "hours": int(ok.sum())}
+print("OPENDSM_JSON " + json.dumps(out))
+"""
+
+
+def _opendsm_python() -> Path | None:
+    """The reference venv's python, created with uv (pinned opendsm) when absent."""
+    import shutil
+    import subprocess
+    import sys
+
+    python = OPENDSM_VENV / "bin" / "python"
+    if python.exists():
+        return python
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    try:
+        subprocess.run([uv, "venv", "-q", str(OPENDSM_VENV), "--python", "3.11"], check=True)
+        subprocess.run([uv, "pip", "install", "-q", "--python", str(python), *OPENDSM_PINS],
+                       check=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        print(f"OpenDSM reference skipped: could not create {OPENDSM_VENV} with "
+              f"{' '.join(OPENDSM_PINS)} ({err}); it needs the package index (offline?)")
+        return None
+    return python
+
+
+def _run_opendsm() -> None:
+    """CalTRACK hourly (OpenDSM) vs our ML baseline: saving on the Illinois meters."""
+    import json
+    import subprocess
+    import tempfile
+
+    python = _opendsm_python()
+    if python is None:
+        return
+    root = eemeter.data_dir()
+    names = [c["name"] for c in eemeter.savings_cases()]
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
+        fh.write(OPENDSM_SCRIPT)
+    t0 = time.perf_counter()
+    run = subprocess.run([str(python), fh.name, str(root), ",".join(names)],
+                         check=False, capture_output=True, text=True)
+    Path(fh.name).unlink()
+    line = [x for x in run.stdout.splitlines() if x.startswith("OPENDSM_JSON ")]
+    if run.returncode or not line:
+        print("OpenDSM reference failed:", run.stderr[-2000:])
+        return
+    ref = json.loads(line[0].removeprefix("OPENDSM_JSON "))
+    rows = []
+    for case in eemeter.savings_cases():
+        ours = savings_recovery(case["load"], case["weather"], case["timezone"],
+                                case["holiday_country"], case["baseline_end"],
+                                case["reporting_start"])["saving_ratio"]
+        rows.append({"meter": case["name"], "known_saving": case["known_saving"],
+                     "caltrack_hourly_opendsm": ref[case["name"]]["saving"],
+                     "ml_baseline": ours})
+    show(f"eemeter Illinois: saving, OpenDSM CalTRACK hourly ({' '.join(OPENDSM_PINS)}) vs our "
+         f"ML baseline ({time.perf_counter() - t0:.0f} s)", pd.DataFrame(rows).set_index("meter"),
+         "opendsm_reference")

@@ -4,13 +4,24 @@
 range, e.g. intraday up to 6 h and day-ahead to D+2) it trains one
 ``LGBMQuantileRegressor`` on rows (target ``t``, issue ``T = t - lead``) with the lead drawn
 uniformly inside the bucket, features from ``forecasting.features`` (leak-free per row).
+A spec that reads no measured history (no lags, no last-known features) gets one bucket:
+the lead then only matters through the weather, which the features carry.
 
-Calibration (``calibration_days > 0``): a first fit leaves out the last days of history,
-its errors there give a normalised conformal correction per level
-(Romano et al. 2019, "Conformalized quantile regression"; scale = the outermost
-predicted spread), then the model is refitted on all history and corrected.
+Load is learnt relative to a level known at the issue time (``target_level="auto"``: the
+mean of the last 7 days, else of the last 24 h, else the latest reading): trees cannot
+extrapolate, and the level moves with seasons and growth. PV and wind are learnt as they
+are (the weather sets their level).
 
-PV and wind forecasts are clipped to [0, capacity]; PV is 0 at night by construction.
+Calibration (``calibration_days > 0``): a first fit leaves out the last days of history
+(on a ``calibration_fraction`` sample of the rows, for speed), its errors there give a
+normalised conformal correction per bucket and level (Romano et al. 2019, "Conformalized
+quantile regression"; scale = the outermost predicted spread; PV night rows, certain by
+construction, are left out), then the model is refitted on all history and corrected.
+
+Quantiles: any levels on request (up to 99 percentiles) from the trained grid, linear
+inside it and normal tails outside (``models.quantile.interpolate_quantiles``), sorted per
+row so they never cross. PV and wind forecasts are clipped to [0, capacity]; PV is 0 at
+night by construction (``pv_is_night``); load is unbounded (net load may be negative).
 """
 
 from __future__ import annotations
@@ -38,6 +49,9 @@ log = logging.getLogger(__name__)
 # (name, shortest lead, longest lead) in minutes. Day-ahead reaches D+2 issued at 00:00.
 DEFAULT_BUCKETS = (("intraday", 0, 360), ("day_ahead", 360, 4320))
 MIN_TRAINING_ROWS = 96 * 7
+TARGET_LEVELS = ("none", "mean_7d")
+# Level columns tried in order when the target is learnt relative to a known level.
+LEVEL_COLUMNS = ("mean_7d_kw", "mean_24h_kw", "last_known_kw")
 
 
 class SiteForecaster(BaseEstimator):
@@ -46,8 +60,10 @@ class SiteForecaster(BaseEstimator):
     def __init__(self, kind: str = "load", quantiles=DEFAULT_QUANTILES, buckets=DEFAULT_BUCKETS,
                  feature_spec: FeatureSpec | None = None, n_estimators: int = 200,
                  learning_rate: float = 0.05, num_leaves: int = 31, min_child_samples: int = 20,
-                 calibration_days: float = 14.0, max_training_days: float | None = 730,
-                 random_state: int = 0):
+                 calibration_days: float = 28.0, max_training_days: float | None = 730,
+                 random_state: int = 0, target_level: str = "none",
+                 calibration_fraction: float = 0.5, leads_per_target: int = 1,
+                 recency_halflife_days: float | None = None, nwp_redraw_share: float = 0.8):
         self.kind = kind
         self.quantiles = quantiles
         self.buckets = buckets
@@ -59,41 +75,123 @@ class SiteForecaster(BaseEstimator):
         self.calibration_days = calibration_days
         self.max_training_days = max_training_days
         self.random_state = random_state
+        self.target_level = target_level
+        self.calibration_fraction = calibration_fraction
+        self.leads_per_target = leads_per_target
+        self.recency_halflife_days = recency_halflife_days
+        self.nwp_redraw_share = nwp_redraw_share
 
     # ----------------------------------------------------------------- training
-    def _training_rows(self, data: SiteData, bucket, rng) -> tuple[pd.DataFrame, np.ndarray]:
+    def _training_rows(self, data: SiteData, bucket, rng, since: pd.Timestamp | None = None
+                       ) -> tuple[pd.DataFrame, np.ndarray]:
+        """Rows (target, target - lead) for the measured targets (from ``since`` on), the
+        lead drawn uniformly in the bucket; features see all of ``data`` (leak-free)."""
         _, lo, hi = bucket
         res = data.site.resolution_minutes
-        targets = data.values_kw.index
+        values = data.values_kw if since is None else data.values_kw[data.values_kw.index
+                                                                     >= since]
+        if self.leads_per_target > 1 and since is None:
+            values = pd.concat([values] * self.leads_per_target)
+        targets = values.index
         steps = rng.integers(max(lo // res, 0), hi // res + 1, size=len(targets))
+        if self.nwp_redraw_share > 0:
+            steps = self._redraw_without_nwp(data, targets, steps, bucket, rng)
         leads = pd.to_timedelta(np.maximum(steps, 0) * res, unit="m")
         X = build_features(data, targets, targets - leads, self.spec_)
-        return X, data.values_kw.to_numpy(dtype=float)
+        return X, values.to_numpy(dtype=float)
 
-    def _fit_buckets(self, data: SiteData) -> dict[str, LGBMQuantileRegressor]:
+    def _redraw_without_nwp(self, data: SiteData, targets: pd.DatetimeIndex, steps: np.ndarray,
+                            bucket, rng) -> np.ndarray:
+        """Redraw the lead of rows the NWP does not reach (share ``nwp_redraw_share``).
+
+        A uniform lead often falls beyond the weather forecasts known at its issue (e.g. one
+        24-h run a day): such rows teach the model little. Where some forecast covers the
+        target within the bucket, a share of them gets a new lead drawn uniformly up to the
+        longest lead at which a forecast was known (``t`` minus its earliest issue); the
+        rest stay, so forecasts beyond the NWP horizon still have rows to learn from.
+        """
+        wx = data.weather
+        if wx.empty or "issue_time" not in wx or wx["issue_time"].isna().all():
+            return steps
+        fc = wx.loc[wx["issue_time"].notna(), ["timestamp", "issue_time"]]
+        first = fc.groupby("timestamp")["issue_time"].min().sort_index()
+        res = data.site.resolution_minutes
+        width = pd.Timedelta(first.index.to_series().diff().median() or pd.Timedelta(hours=1))
+        t0 = targets.floor(width) if width <= pd.Timedelta(days=1) else targets
+        earliest = first.reindex(t0)
+        reach = ((targets - pd.DatetimeIndex(earliest.to_numpy())) / pd.Timedelta(minutes=1)
+                 ).to_numpy(dtype=float)
+        lo_step, hi_step = max(bucket[1] // res, 0), bucket[2] // res
+        reach_step = np.floor(np.nan_to_num(reach, nan=-1.0) / res).astype(np.int64)
+        beyond = (steps > reach_step) & (reach_step >= lo_step)
+        redraw = beyond & (rng.random(len(steps)) < self.nwp_redraw_share)
+        top = np.minimum(reach_step[redraw], hi_step)
+        steps = steps.copy()
+        steps[redraw] = lo_step + np.floor(rng.random(int(redraw.sum())) * (top - lo_step + 1)
+                                           ).astype(np.int64)
+        return steps
+
+    def _level(self, X: pd.DataFrame) -> np.ndarray:
+        """The known level each row is learnt relative to (0 when not used)."""
+        level = np.zeros(len(X))
+        if not self.uses_level_:
+            return level
+        missing = np.ones(len(X), dtype=bool)
+        for col in LEVEL_COLUMNS:
+            if col in X:
+                v = X[col].to_numpy(dtype=float)
+                take = missing & ~np.isnan(v)
+                level[take] = v[take]
+                missing &= ~take
+        return level
+
+    def _model(self, n_estimators: int) -> LGBMQuantileRegressor:
+        return LGBMQuantileRegressor(
+            quantiles=self.quantiles_, n_estimators=n_estimators,
+            learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples, random_state=self.random_state)
+
+    def _fit_buckets(self, data: SiteData, fraction: float = 1.0
+                     ) -> dict[str, LGBMQuantileRegressor]:
         rng = np.random.default_rng(self.random_state)
         models = {}
         for bucket in self.buckets_:
             X, y = self._training_rows(data, bucket, rng)
             if self.feature_names_ is None:
                 self.feature_names_ = list(X.columns)
-            model = LGBMQuantileRegressor(
-                quantiles=self.quantiles_, n_estimators=self.n_estimators,
-                learning_rate=self.learning_rate, num_leaves=self.num_leaves,
-                min_child_samples=self.min_child_samples, random_state=self.random_state)
-            models[bucket[0]] = model.fit(X[self.feature_names_].to_numpy(dtype=float), y)
+            keep = ~np.isnan(y)
+            if fraction < 1.0:
+                keep &= rng.random(len(y)) < fraction
+            level = self._level(X)
+            weight = None
+            if self.recency_halflife_days:
+                age_days = (X.index.max() - X.index) / pd.Timedelta(days=1)
+                weight = 0.5 ** (np.asarray(age_days, dtype=float)
+                                 / self.recency_halflife_days)[keep]
+            models[bucket[0]] = self._model(self.n_estimators).fit(
+                X[self.feature_names_].to_numpy(dtype=float)[keep], (y - level)[keep], weight)
         return models
 
     def fit(self, data: SiteData) -> SiteForecaster:
         """Fit on all measurements in ``data`` (cut it with ``data.before(train_end)`` first)."""
         self.quantiles_ = check_quantiles(self.quantiles)
-        self.buckets_ = tuple(tuple(b) for b in self.buckets)
         if self.kind not in ("load", "pv", "wind"):
             raise ValueError(f"unknown kind {self.kind!r}, expected one of load, pv, wind")
+        if self.target_level not in TARGET_LEVELS:
+            raise ValueError(f"unknown target_level {self.target_level!r}, expected one of "
+                             f"{list(TARGET_LEVELS)}")
+        if not 0.0 < self.calibration_fraction <= 1.0:
+            raise ValueError(f"calibration_fraction must lie in (0, 1], got "
+                             f"{self.calibration_fraction}")
         if data.site.kind != self.kind:
             raise ValueError(f"site {data.site.site_id} is of kind {data.site.kind!r}, "
                              f"this forecaster of {self.kind!r}")
         self.spec_ = self.feature_spec or FeatureSpec()
+        buckets = tuple(tuple(b) for b in self.buckets)
+        if not self.spec_.uses_history:  # the lead only matters through the weather
+            buckets = (("all", min(b[1] for b in buckets), max(b[2] for b in buckets)),)
+        self.buckets_ = buckets
+        self.uses_level_ = self.spec_.use_last_known and self.target_level == "mean_7d"
         if self.max_training_days:
             start = data.values_kw.index.max() - pd.Timedelta(days=self.max_training_days)
             data = replace(data, values_kw=data.values_kw[data.values_kw.index >= start])
@@ -103,39 +201,45 @@ class SiteForecaster(BaseEstimator):
                 f"training end; need at least {MIN_TRAINING_ROWS} (about a week at 15 minutes)")
         self.site_ = data.site
         self.feature_names_ = None
-        self.corrections_ = np.zeros(len(self.quantiles_))
+        values = data.values_kw.to_numpy(dtype=float)
+        self.scale_floor_ = 0.01 * float(self.site_.capacity_kw or np.nanmean(np.abs(values))
+                                         or 1.0)
+        self.corrections_ = {b[0]: np.zeros(len(self.quantiles_)) for b in self.buckets_}
         if self.calibration_days:
             self.corrections_ = self._conformal_corrections(data)
         self.models_ = self._fit_buckets(data)
         self.training_window_ = (data.values_kw.index.min(), data.values_kw.index.max())
         return self
 
-    def _conformal_corrections(self, data: SiteData) -> np.ndarray:
+    def _conformal_corrections(self, data: SiteData) -> dict[str, np.ndarray]:
+        zero = {b[0]: np.zeros(len(self.quantiles_)) for b in self.buckets_}
         cut = data.values_kw.index.max() - pd.Timedelta(days=self.calibration_days)
         early = replace(data, values_kw=data.values_kw[data.values_kw.index < cut])
         if len(early.values_kw) < MIN_TRAINING_ROWS:
             log.info("site %s: too little history to calibrate; no conformal correction",
                      data.site.site_id)
-            return np.zeros(len(self.quantiles_))
-        self.models_ = self._fit_buckets(early)
+            return zero
+        self.models_ = self._fit_buckets(early, self.calibration_fraction)
+        self.corrections_ = zero
         rng = np.random.default_rng(self.random_state + 1)
-        late = data.values_kw.index >= cut
-        scores = []
+        out = {}
         for bucket in self.buckets_:
-            X, y = self._training_rows(data, bucket, rng)
-            pred = self._predict_grid(X[late], np.zeros(len(self.quantiles_)))
-            scores.append(self._normalised_residuals(y[late], pred))
-        s = np.vstack(scores)
-        corr = np.array([np.nanquantile(s[:, j], q) if np.isfinite(s[:, j]).any() else 0.0
-                         for j, q in enumerate(self.quantiles_)])
+            X, y = self._training_rows(data, bucket, rng, since=cut)
+            pred = self._predict_grid(X, bucket_only=bucket[0])
+            s = self._normalised_residuals(y, pred)
+            if self.kind == "pv" and "pv_is_night" in X:  # certain by construction
+                s = s[X["pv_is_night"].to_numpy(dtype=float) < 0.5]
+            ok = np.isfinite(s).all(axis=1)
+            out[bucket[0]] = (np.array([np.quantile(s[ok, j], q)
+                                        for j, q in enumerate(self.quantiles_)])
+                              if ok.sum() >= 20 else np.zeros(len(self.quantiles_)))
         log.info("site %s: conformal corrections (x spread) %s", data.site.site_id,
-                 np.round(corr, 3).tolist())
-        return corr
+                 {k: np.round(v, 3).tolist() for k, v in out.items()})
+        return out
 
     def _scale(self, pred: np.ndarray) -> np.ndarray:
         spread = pred[:, -1] - pred[:, 0] if pred.shape[1] > 1 else np.abs(pred[:, 0])
-        floor = 0.01 * (self.site_.capacity_kw or np.nanmean(np.abs(pred)) or 1.0)
-        return np.maximum(spread, floor)
+        return np.maximum(spread, self.scale_floor_)
 
     def _normalised_residuals(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
         return (y[:, None] - pred) / self._scale(pred)[:, None]
@@ -147,15 +251,18 @@ class SiteForecaster(BaseEstimator):
         idx = np.searchsorted(his, lead_minutes, side="left").clip(0, len(his) - 1)
         return names[idx]
 
-    def _predict_grid(self, X: pd.DataFrame, corrections: np.ndarray) -> np.ndarray:
+    def _predict_grid(self, X: pd.DataFrame, bucket_only: str | None = None) -> np.ndarray:
+        """Corrected, bounded, sorted predictions on the trained grid, shape (n, levels)."""
         pred = np.full((len(X), len(self.quantiles_)), np.nan)
-        buckets = self._bucket_of(X["lead_minutes"].to_numpy(dtype=float))
+        buckets = (np.full(len(X), bucket_only, dtype=object) if bucket_only else
+                   self._bucket_of(X["lead_minutes"].to_numpy(dtype=float)))
         values = X[self.feature_names_].to_numpy(dtype=float)
+        level = self._level(X)
         for name, model in self.models_.items():
             rows = buckets == name
             if rows.any():
-                pred[rows] = model.predict(values[rows])
-        pred = pred + corrections[None, :] * self._scale(pred)[:, None]
+                raw = np.sort(model.predict(values[rows]), axis=1) + level[rows, None]
+                pred[rows] = raw + self.corrections_[name][None, :] * self._scale(raw)[:, None]
         return self._bound(np.sort(pred, axis=1), X)
 
     def _bound(self, pred: np.ndarray, X: pd.DataFrame) -> np.ndarray:
@@ -171,7 +278,7 @@ class SiteForecaster(BaseEstimator):
         missing = [c for c in self.feature_names_ if c not in X.columns]
         if missing:
             raise ValueError(f"feature rows lack {missing}")
-        grid = self._predict_grid(X, self.corrections_)
+        grid = self._predict_grid(X)
         levels = check_quantiles(quantiles) if quantiles is not None else self.quantiles_
         values = interpolate_quantiles(grid, self.quantiles_, levels)
         values = self._bound(values, X)

@@ -56,14 +56,15 @@ class LGBMQuantileRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
 
     def _params(self, alpha: float) -> dict:
-        return dict(objective="quantile", alpha=alpha, learning_rate=self.learning_rate,
-                    num_leaves=self.num_leaves, min_data_in_leaf=self.min_child_samples,
-                    bagging_fraction=self.subsample, bagging_freq=1 if self.subsample < 1 else 0,
-                    feature_fraction=self.colsample_bytree, lambda_l2=self.reg_lambda,
-                    max_bin=self.max_bin, force_col_wise=True, num_threads=self.n_jobs,
-                    seed=self.random_state, verbose=-1)
+        return {"objective": "quantile", "alpha": alpha, "learning_rate": self.learning_rate,
+                "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples,
+                "bagging_fraction": self.subsample,
+                "bagging_freq": 1 if self.subsample < 1 else 0,
+                "feature_fraction": self.colsample_bytree, "lambda_l2": self.reg_lambda,
+                "max_bin": self.max_bin, "force_col_wise": True, "num_threads": self.n_jobs,
+                "seed": self.random_state, "verbose": -1}
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float)
         if X.ndim != 2 or len(X) != len(y):
@@ -76,7 +77,9 @@ class LGBMQuantileRegressor(RegressorMixin, BaseEstimator):
         self.quantiles_ = check_quantiles(self.quantiles)
         self.n_features_in_ = X.shape[1]
         # One binned dataset shared by every level's booster.
-        dataset = lgb.Dataset(X, y, params={"max_bin": self.max_bin, "verbose": -1},
+        weight = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        dataset = lgb.Dataset(X, y, weight=weight, params={"max_bin": self.max_bin,
+                                                           "verbose": -1},
                               free_raw_data=False).construct()
         self.boosters_ = [
             lgb.train(self._params(q), dataset, num_boost_round=self.n_estimators)

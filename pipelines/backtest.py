@@ -66,7 +66,7 @@ class BacktestConfig(BaseModel):
     train_quantiles: tuple[float, ...] | None = Field(
         None, description="levels the model trains (default: the forecaster's grid); "
         "others are interpolated")
-    calibration_days: float = Field(14, ge=0, description="conformal calibration window")
+    calibration_days: float = Field(28, ge=0, description="conformal calibration window, days")
     max_training_days: float | None = Field(365, gt=0, description="history per fit")
     n_estimators: int | None = Field(None, gt=0, description="boosting rounds per level "
                                      "(default: the forecaster's)")

@@ -37,7 +37,7 @@ class ModelRegistry:
     def __init__(self, uri: str | None = None):
         self.uri = uri or tracking_uri()
         self._client: MlflowClient | None = None
-        self._cache: dict[tuple[str, str], LoadedModel] = {}
+        self._cache: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
 
     @property
@@ -48,22 +48,26 @@ class ModelRegistry:
             self._client = client
         return self._client
 
-    def champion(self, kind: str, site_id: str, alias: str = CHAMPION) -> LoadedModel:
-        name = registered_name(kind, site_id)
+    def load(self, name: str, alias: str = CHAMPION, hint: str = "") -> tuple[str, object]:
+        """(version, unwrapped python model) of ``name@alias``; ModelNotFoundError if none."""
         try:
             mv = self.client.get_model_version_by_alias(name, alias)
         except MlflowException as err:
             raise ModelNotFoundError(
-                f"no model registered as {name!r} with alias {alias!r} in {self.uri}; train one "
-                f"with `vpp train --kind {kind} --site {site_id}`"
-            ) from err
+                f"no model registered as {name!r} with alias {alias!r} in {self.uri}"
+                + (f"; {hint}" if hint else "")) from err
         key = (name, str(mv.version))
         with self._lock:
             if key not in self._cache:
                 local = mlflow.artifacts.download_artifacts(
                     artifact_uri=f"models:/{name}/{mv.version}", tracking_uri=self.uri,
                     registry_uri=self.uri)
-                model = mlflow.pyfunc.load_model(local)
-                self._cache[key] = LoadedModel(name, str(mv.version),
-                                               model.unwrap_python_model().forecaster)
-            return self._cache[key]
+                self._cache[key] = mlflow.pyfunc.load_model(local).unwrap_python_model()
+            return key[1], self._cache[key]
+
+    def champion(self, kind: str, site_id: str, alias: str = CHAMPION) -> LoadedModel:
+        """The site forecaster under ``alias`` of ``<kind>-<site_id>``."""
+        name = registered_name(kind, site_id)
+        version, model = self.load(name, alias, hint=f"train one with `vpp train --kind {kind} "
+                                                      f"--site {site_id}`")
+        return LoadedModel(name, version, model.forecaster)

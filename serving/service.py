@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal
@@ -30,6 +31,14 @@ from starlette.responses import JSONResponse
 
 from forecasting.errors import DataError, ModelNotFoundError, StaleDataError, UnknownSiteError
 from forecasting.portfolio import Portfolio, read_portfolio
+from serving.baseline_api import (
+    BaselineRequest,
+    BaselineResponse,
+    MeasureRequest,
+    MeasureResponse,
+    handle_baseline,
+    handle_measure,
+)
 from pipelines.forecasting import forecast_core, horizon_window
 from pipelines.registry import ModelRegistry
 from pipelines.tracking import TrackingUnavailableError
@@ -74,6 +83,29 @@ def error_response(err: Exception) -> JSONResponse | None:
     return None
 
 
+class RegistryBaselines(Mapping):
+    """ML baselines from the registry: ``baseline-<customer_id>``, else ``baseline-pooled``.
+
+    A missing model is simply absent (the handler then uses the rule baselines for ``auto``
+    and answers 503 when ``ml`` was asked explicitly).
+    """
+
+    def __init__(self, registry: ModelRegistry):
+        self.registry = registry
+
+    def __getitem__(self, key: str):
+        try:
+            return self.registry.load(f"baseline-{key}")[1].baseline
+        except ModelNotFoundError:
+            raise KeyError(key) from None
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self) -> int:
+        return 1  # never "empty": lookups go to the registry
+
+
 @bentoml.service(traffic={"timeout": 60}, workers=1)
 class VPPService:
     """Forecasts of load, PV and wind per site, from the registered champion models."""
@@ -84,6 +116,7 @@ class VPPService:
             raise RuntimeError("set VPP_DATA_DIR to the portfolio directory the service reads")
         self.portfolio: Portfolio = read_portfolio(Path(data_dir))
         self.registry = ModelRegistry()
+        self.baselines = RegistryBaselines(self.registry)
         log.info("serving %d sites from %s; registry %s", len(self.portfolio.sites), data_dir,
                  self.registry.uri)
 
@@ -133,3 +166,25 @@ class VPPService:
             resolution_minutes=site.resolution_minutes,
             model_version=str(frame["model_version"].iloc[0]), quantiles=sorted(quantiles),
             quality=str(frame["quality"].iloc[0]), points=points)
+
+    @bentoml.api(route="/baseline", input_spec=BaselineRequest)
+    def baseline(self, **fields) -> BaselineResponse:
+        """Baseline of a customer or site over an event window, with its band and method."""
+        try:
+            return handle_baseline(self.portfolio, BaselineRequest(**fields), self.baselines)
+        except Exception as err:
+            response = error_response(err)
+            if response is None:
+                raise
+            return response
+
+    @bentoml.api(route="/baseline/measure", input_spec=MeasureRequest)
+    def measure(self, **fields) -> MeasureResponse:
+        """Reduction and achievement so far during an event, from the readings sent."""
+        try:
+            return handle_measure(self.portfolio, MeasureRequest(**fields), self.baselines)
+        except Exception as err:
+            response = error_response(err)
+            if response is None:
+                raise
+            return response

@@ -130,3 +130,34 @@ def test_real_bentoml_server_answers_forecast(served):
         except subprocess.TimeoutExpired:
             proc.kill()
         time.sleep(0.1)
+
+
+EVENT = {"customer_id": "cx", "start": "2024-03-20T14:00:00+08:00",
+         "end": "2024-03-20T16:00:00+08:00", "notice_time": "2024-03-20T10:00:00+08:00"}
+
+
+def test_baseline_endpoint_rule_method(client):
+    r = client.post("/baseline", json={**EVENT, "method": "similar_days"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["method"] == "similar_days" and len(body["points"]) == 8
+    # the factory's working-hours block: 500 + 400 kW on working days (noise sd 20 kW)
+    assert all(800 < p["baseline_kw"] < 1000 for p in body["points"])
+
+
+def test_baseline_measure_endpoint_reports_achievement(client):
+    readings = [{"timestamp": f"2024-03-20T14:{m:02d}:00+08:00", "load_kw": 700.0}
+                for m in range(0, 30, 5)]  # 5-minute readings for the first half hour
+    r = client.post("/baseline/measure", json={**EVENT, "method": "similar_days",
+                                               "target_kw": 200.0, "readings": readings})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["n_measured"] == 2 and body["n_intervals"] == 8
+    assert 0.8 < body["achievement"] < 1.2  # baseline ~900 kW, actual 700 kW, target 200 kW
+
+
+def test_baseline_errors(client):
+    r = client.post("/baseline", json={**EVENT, "customer_id": "nobody"})
+    assert r.status_code == 404, r.text
+    r = client.post("/baseline", json={**EVENT, "method": "ml"})
+    assert r.status_code == 503 and "baseline" in r.text

@@ -131,6 +131,23 @@ def test_x_of_y_day_of_adjustment_and_cap(kind, cap, morning, expected):
     assert len(details.pool_days) == 3
 
 
+def test_day_ahead_notice_compares_the_evening_before_with_its_own_day_type():
+    # Weekdays 100 kW, weekends 50 kW. Event Mon 2025-03-17 14:00, notice Sun 19:00: the
+    # adjustment window is Sun 15:00-18:00, where the customer drew 55 kW. Earlier Sundays
+    # drew 50 kW there, so the factor is 55 / 50 = 1.1 (not 55 / 100, which comparing with
+    # the weekdays before the pool days would give).
+    idx = pd.date_range("2025-02-10", "2025-03-18", freq="15min", tz=TZ, inclusive="left")
+    values = pd.Series(np.where(idx.day_of_week < 5, 100.0, 50.0), index=idx)
+    sunday = (idx >= at("2025-03-16 15:00")) & (idx < at("2025-03-16 18:00"))
+    values[sunday] = 55.0
+    model = XofYBaseline(x=5, y=5).fit(values.tz_convert("UTC"), timezone=TZ,
+                                       holiday_country="CN")
+    details = model.predict_details(at("2025-03-17 14:00"), at("2025-03-17 16:00"),
+                                    notice_time=at("2025-03-16 19:00"))
+    assert details.adjustment == pytest.approx(1.1)
+    np.testing.assert_allclose(details.frame["baseline_kw"], 110.0)
+
+
 def test_adjustment_ignores_load_after_the_notice():
     # Between the notice (10:00) and the start (14:00) the customer pre-cools: 500 kW or 0 kW
     # must give the same baseline.

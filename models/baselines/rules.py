@@ -22,6 +22,9 @@ window's slots)
   before ``min(notice, start)``.
   multiplicative: ``B'(s) = B(s) * clip(mean_A L_D / mean_A B, 1 - cap, 1 + cap)``;
   additive: ``B'(s) = B(s) + clip(mean_A L_D - mean_A B, -cap * mean_W B, +cap * mean_W B)``.
+  ``B`` over ``A`` is the pool average on the event day; where ``A`` lies on an earlier day
+  (a notice the day before) it is that day's own similar-day average, so that e.g. a Sunday
+  evening before a Monday event is compared with earlier Sundays.
 * Pre-event average [4]_: ``B(s) = mean L`` over the intervals that end within the
   ``window_minutes`` before the event start (at least the last interval before it).
 
@@ -42,6 +45,8 @@ References
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 import pandas as pd
@@ -96,23 +101,51 @@ class _PoolBaseline(BaselineEstimator):
         return super().fit(load_kw, timezone=timezone, holiday_country=holiday_country,
                            event_days=event_days, weather=weather)
 
-    def _predict_details(self, index, start, notice) -> BaselineDetails:
+    def _choose(self, day, offsets, slots, start, index, extra=None):
+        """Pool of ``day`` for the intervals (offsets, slots): (used rows, their values).
+
+        ``extra``: further (offsets, slots) a pool day must also have readings for. Raises
+        ``InsufficientDataError`` when fewer than ``min_days`` days qualify.
+        """
         m = self.matrix_
-        day = index[0].tz_convert(self.timezone_).date()
-        offsets, slots = m.locate(index, day)
         kind = pool_of_day(day, self.holiday_country_)
         accepted = HOLIDAY_POOLS[self.holiday_pool] if kind == "holiday" else (kind,)
         y, x = self._pool_size("working" if kind == "working" else "non_working")
-        r_day = m.row(day)
-        cand = r_day - np.arange(1, self.lookback_days + 1)
+        cand = m.row(day) - np.arange(1, self.lookback_days + 1)
         inside = (cand >= 0) & (cand < m.n_days)
         c = np.where(inside, cand, 0)
         kind_ok = inside & np.isin(self.pool_of_row_[c], accepted)
         not_event = inside & ~self.event_row_[c]
         vals = m.take(cand[:, None] + offsets[None, :], slots[None, :], start)
         complete = ~np.isnan(vals).any(axis=1)
+        extra_vals = None
+        if extra is not None and len(extra[0]):
+            extra_vals = m.take(cand[:, None] + extra[0][None, :], extra[1][None, :], start)
+            complete &= ~np.isnan(extra_vals).any(axis=1)
+        chosen = np.flatnonzero(kind_ok & not_event & complete)[:y]
+        if len(chosen) < self.min_days:
+            raise InsufficientDataError(
+                f"{self._who()}: no similar-day pool for the window {index[0]} .. "
+                f"{index[-1] + self.resolution_} (local day {day}, a "
+                f"{day_type(day, self.holiday_country_)} -> pool {'/'.join(accepted)}): found "
+                f"{len(chosen)} of the {self.min_days} day(s) needed within the "
+                f"{self.lookback_days} days before it ({int((kind_ok & ~not_event).sum())} "
+                f"earlier event day(s) and {int((kind_ok & not_event & ~complete).sum())} "
+                "day(s) with missing readings skipped); give more history before the event or "
+                "raise lookback_days")
+        used = chosen
+        if x is not None and x < len(chosen):
+            order = np.argsort(-vals[chosen].mean(axis=1), kind="stable")[:x]
+            used = chosen[np.sort(order)]
+        return cand[used], vals[used], extra_vals[used] if extra_vals is not None else None, \
+            len(chosen) < y, y
 
+    def _predict_details(self, index, start, notice) -> BaselineDetails:
+        m = self.matrix_
+        day = index[0].tz_convert(self.timezone_).date()
+        offsets, slots = m.locate(index, day)
         adj_kind, cap, adj_window, adj_gap = self._adjustment()
+        same_day = None
         if adj_kind is not None:
             ref = notice - pd.Timedelta(minutes=adj_gap)
             adj_index = window_index(ref - pd.Timedelta(minutes=adj_window), ref,
@@ -124,40 +157,37 @@ class _PoolBaseline(BaselineEstimator):
                     f"notice {notice}) holds no whole {self.resolution_} interval; lengthen "
                     "adjustment_window_minutes")
             a_off, a_slot = m.locate(adj_index, day)
-            pool_adj = m.take(cand[:, None] + a_off[None, :], a_slot[None, :], start)
-            complete &= ~np.isnan(pool_adj).any(axis=1)
-
-        eligible = kind_ok & not_event & complete
-        chosen = np.flatnonzero(eligible)[:y]
-        if len(chosen) < self.min_days:
-            raise InsufficientDataError(
-                f"{self._who()}: no similar-day pool for the window {index[0]} .. "
-                f"{index[-1] + self.resolution_} (local day {day}, a "
-                f"{day_type(day, self.holiday_country_)} -> pool {'/'.join(accepted)}): found "
-                f"{len(chosen)} of the {self.min_days} day(s) needed within the {self.lookback_days} days before it "
-                f"({int((kind_ok & ~not_event).sum())} earlier event day(s) and "
-                f"{int((kind_ok & not_event & ~complete).sum())} day(s) with missing readings "
-                "skipped); give more history before the event or raise lookback_days")
-        pool_vals = vals[chosen]
-        used = chosen
-        if x is not None and x < len(chosen):
-            order = np.argsort(-pool_vals.mean(axis=1), kind="stable")[:x]
-            used = chosen[np.sort(order)]
-            pool_vals = vals[used]
+            same_day = a_off == 0
+        extra = (a_off[same_day], a_slot[same_day]) if adj_kind is not None else None
+        rows, pool_vals, same_day_ref, short, y = self._choose(day, offsets, slots, start, index,
+                                                               extra)
         baseline = pool_vals.mean(axis=0)
-        pool_days = tuple(m.day(cand[i]) for i in used)
+        pool_days = tuple(m.day(r) for r in rows)
 
         adjustment = None
         notes: list[str] = []
         if adj_kind is not None:
-            actual = m.take(r_day + a_off, a_slot, notice)
-            ref_vals = pool_adj[used].mean(axis=0)
+            actual = m.take(m.row(day) + a_off, a_slot, notice)
             ok = ~np.isnan(actual)
             if not ok.any():
                 raise InsufficientDataError(
                     f"{self._who()}: no reading in the adjustment window {adj_index[0]} .. "
                     f"{adj_index[-1] + self.resolution_} before the notice {notice}; use "
                     "adjustment=None or the similar-days baseline")
+            # the unadjusted baseline over the adjustment window: on the event day from the
+            # event's pool; on an earlier day (a notice the day before) from that day's own
+            # pool, so that a Sunday evening is compared with Sundays, not with the weekdays
+            # before the event's pool days
+            ref_vals = np.full(len(a_off), np.nan)
+            if same_day.any():
+                ref_vals[same_day] = same_day_ref.mean(axis=0)
+            for k in np.unique(a_off[~same_day]):
+                sel = a_off == k
+                other = day + dt.timedelta(days=int(k))
+                _, v, _, _, _ = self._choose(other, np.zeros(int(sel.sum()), dtype=np.int64),
+                                             a_slot[sel], start, adj_index[sel])
+                ref_vals[sel] = v.mean(axis=0)
+            ok &= ~np.isnan(ref_vals)
             if not ok.all():
                 notes.append(f"adjustment from {int(ok.sum())} of {len(ok)} intervals")
             actual_mean = float(actual[ok].mean())
@@ -180,8 +210,8 @@ class _PoolBaseline(BaselineEstimator):
                     offset = float(np.clip(offset, -limit, limit))
                 baseline = baseline + offset
                 adjustment = offset
-        if len(chosen) < y:
-            notes.append(f"pool holds {len(chosen)} of {y} days")
+        if short:
+            notes.append(f"the pool holds fewer than {y} days")
         return BaselineDetails(self._frame(index, baseline), self.method, pool_days,
                                adjustment, adj_kind, tuple(notes))
 

@@ -1,8 +1,10 @@
-"""``vpp measure`` and ``vpp baseline-eval`` (mounted into ``pipelines.cli``).
+"""``vpp measure``, ``vpp baseline-eval`` and ``vpp baseline-train`` (mounted into
+``pipelines.cli``).
 
 ``measure`` computes each customer's baseline for one event of a portfolio, the reduction,
 the achievement and the settlement; ``baseline-eval`` runs the placebo evaluation of every
-baseline method on a portfolio or on a public data set read in place from ../shared/data.
+baseline method on a portfolio or on a public data set read in place from ../shared/data;
+``baseline-train`` trains, logs and registers the ML baseline (MLflow).
 Data errors end with exit code 2 and a message that says what to fix.
 """
 
@@ -114,13 +116,17 @@ def measure(data: DataOpt, event: EventOpt, method: MethodOpt = "auto",
                                    progress=_reporter(progress))
     except (DataError, ModelNotFoundError, ValueError, OSError) as err:
         _fail(err)
-    cols = ["customer_id", "method", "target_kw", "baseline_kw", "actual_kw", "reduction_kw",
-            "achievement", "counts", "paid_response_kw", "payment_cny"]
+    cols = {"customer_id": "customer", "method": "method", "target_kw": "target kW",
+            "baseline_kw": "baseline kW", "actual_kw": "actual kW",
+            "reduction_kw": "reduction kW", "achievement": "achieved", "counts": "counts",
+            "paid_response_kw": "paid kW"}
     if "operator_actual_kw" in result.customers:
-        cols.append("operator_actual_kw")
-    console.print(_table(result.customers[cols], f"event {event} (rule "
-                                                 f"{result.rule.name})",
-                         {"achievement": ".1%"}))
+        cols["operator_actual_kw"] = "operator kW"
+    shown = result.customers[list(cols)].rename(columns=cols)
+    console.print(_table(shown, f"event {event} (rule {result.rule.name})",
+                         {"achieved": ".1%", "target kW": ".0f", "baseline kW": ".0f",
+                          "actual kW": ".0f", "reduction kW": ".0f", "paid kW": ".0f",
+                          "operator kW": ".0f"}))
     total = result.portfolio
     console.print(f"portfolio: target {total['target_kw']:.1f} kW, reduction "
                   f"{total['reduction_kw']:.1f} kW, achievement {total['achievement']:.1%}, "
@@ -227,5 +233,42 @@ def baseline_eval(data: EvalDataOpt = None, dataset: DatasetOpt = None, events: 
         console.print(f"wrote {out}")
 
 
+CustomerListOpt = Annotated[str | None, typer.Option(
+    "--customers", help="comma-separated customer ids (default: every customer, pooled)")]
+TrainEndOpt = Annotated[str | None, typer.Option(
+    "--train-end", help="end of the data used, ISO with offset (default: the last reading)")]
+HoldoutOpt = Annotated[int, typer.Option(
+    "--holdout-days", help="held-out days before the end, scored with placebo events")]
+
+
+@app.command("baseline-train")
+def baseline_train(data: DataOpt, customers: CustomerListOpt = None,
+                   train_end: TrainEndOpt = None, holdout_days: HoldoutOpt = 30) -> None:
+    """Train the ML baseline, log it to MLflow (experiment vpp-baseline) and register it.
+
+    One customer is registered as baseline-<customer_id>, several as baseline-pooled. The
+    model is fitted before the held-out days and scored there on placebo events (next to
+    the similar-days and X-of-Y baselines); it becomes champion when there is none or when
+    its CV(RMSE) beats the champion's on the same events, else challenger.
+    """
+    from forecasting.portfolio import read_portfolio
+    from pipelines.baselines import BaselineTrainingConfig, train_baselines
+    from pipelines.tracking import TrackingUnavailableError
+
+    ids = [c.strip() for c in customers.split(",")] if customers else None
+    try:
+        config = BaselineTrainingConfig(holdout_days=holdout_days)
+        with console.status("training the ML baseline"):
+            decision = train_baselines(read_portfolio(data), ids, config, train_end)
+    except (DataError, ValueError, OSError, TrackingUnavailableError) as err:
+        _fail(err)
+    m = decision["metrics"]
+    console.print(f"{decision['name']} v{decision['version']} -> {decision['alias']} "
+                  f"({decision['reason']}); held-out CV(RMSE) {m['cvrmse']:.3f}, NMBE "
+                  f"{m['nmbe']:+.2%}; rules: " + ", ".join(
+                      f"{k} {v['cvrmse']:.3f}" for k, v in decision["rule_metrics"].items()))
+
+
 measure.__doc__ = _help(measure.__doc__)
+baseline_train.__doc__ = _help(baseline_train.__doc__)
 baseline_eval.__doc__ = _help(baseline_eval.__doc__)

@@ -266,9 +266,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\ntotal {time.perf_counter() - t0:.0f} s; CSVs in {OUT}")
 
 
-if __name__ == "__main__":
-    main()
-
 
 # -- OpenDSM reference (separate venv; the service never imports it) -----------------------
 OPENDSM_VENV = ROOT / "var" / "opendsm-venv"  # git-ignored (var/)
@@ -362,3 +359,7 @@ def _run_opendsm() -> None:
     show(f"eemeter Illinois: saving, OpenDSM CalTRACK hourly ({' '.join(OPENDSM_PINS)}) vs our "
          f"ML baseline ({time.perf_counter() - t0:.0f} s)", pd.DataFrame(rows).set_index("meter"),
          "opendsm_reference")
+
+
+if __name__ == "__main__":
+    main()

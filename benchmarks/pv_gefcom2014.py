@@ -30,8 +30,12 @@ from pipelines.backtest import BacktestConfig, backtest_core
 from pipelines.evaluation import Schedule
 
 TASKS = tuple(range(4, 16))
-# No measured power from inside the forecast month: weather, solar geometry, calendar only.
-NWP_ONLY = FeatureSpec(lags_minutes=(), use_last_known=False, use_price=False)
+# No measured power from inside the forecast month: weather (all the NWP fields the data set
+# gives, including those outside the contract), solar geometry, calendar only.
+NWP_ONLY = FeatureSpec(lags_minutes=(), use_last_known=False, use_price=False,
+                       extra_weather_columns=gs.EXTRA_WEATHER_COLUMNS)
+# 99 percentiles are asked for: train a 7-level grid, interpolate the rest.
+TRAIN_QUANTILES = (0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98)
 
 
 def daily_schedule(first: pd.Timestamp, end: pd.Timestamp) -> Schedule:
@@ -40,7 +44,8 @@ def daily_schedule(first: pd.Timestamp, end: pd.Timestamp) -> Schedule:
 
 
 def make_model(kind: str) -> SiteForecaster:
-    return SiteForecaster(kind=kind, feature_spec=NWP_ONLY)
+    return SiteForecaster(kind=kind, feature_spec=NWP_ONLY, quantiles=TRAIN_QUANTILES,
+                          max_training_days=None)
 
 
 def run(tasks=TASKS, root=None, verbose: bool = True) -> dict:

@@ -10,7 +10,8 @@ Only what was known at ``T`` reaches a row:
 - "last known" features are computed at ``T``: the latest reading and its age, means of the
   last 24 h and 7 days, the same interval on the latest complete day and week, and the mean
   of the same interval over the 7 latest complete days (a daily profile);
-- weather and day-ahead prices come from the latest forecast issued at or before ``T``,
+- weather and day-ahead prices come from the latest forecast issued at or before ``T``
+  (the contract's weather columns, plus ``extra_weather_columns`` a data set may add),
   linearly interpolated from the weather grid (e.g. hourly NWP) to the site resolution;
   the same issue also gives the weather ``weather_context_hours`` around ``t`` (timing
   errors of the NWP) and the age of that issue at ``t`` (``wx_age_minutes``); observed
@@ -60,14 +61,23 @@ class FeatureSpec:
     observed_weather_as_forecast: bool = False
     weather_context_hours: tuple[float, ...] = DEFAULT_CONTEXT_HOURS
     weather_context_columns: tuple[str, ...] = DEFAULT_CONTEXT_COLUMNS
+    extra_weather_columns: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("weather_columns", "weather_context_columns"):
-            bad = [c for c in getattr(self, name) if c not in WEATHER_COLUMNS]
+        for name, allowed in (("weather_columns", WEATHER_COLUMNS),
+                              ("weather_context_columns",
+                               (*WEATHER_COLUMNS, *self.extra_weather_columns))):
+            bad = [c for c in getattr(self, name) if c not in allowed]
             if bad:
                 raise ValueError(f"unknown {name} {bad}; expected a subset of "
-                                 f"{list(WEATHER_COLUMNS)}")
+                                 f"{list(allowed)}")
+        clash = [c for c in self.extra_weather_columns if c in WEATHER_COLUMNS
+                 or not c.replace("_", "").isalnum() or c != c.lower()]
+        if clash:
+            raise ValueError(f"extra_weather_columns {clash}: give lower-case names outside the "
+                             "contract's columns, with the unit in the name (e.g. "
+                             "toa_net_solar_wm2)")
         if any(k <= 0 for k in self.lags_minutes):
             raise ValueError("lags_minutes must be positive minutes")
         if any(h == 0 for h in self.weather_context_hours):
@@ -236,12 +246,13 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
              ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Aligned weather at the targets (contract names) and the ``wx_*`` feature columns."""
     n = len(targets)
-    present = [c for c in spec.weather_columns if c in data.weather.columns]
+    wanted = (*spec.weather_columns, *spec.extra_weather_columns)
+    present = [c for c in wanted if c in data.weather.columns]
     rows = _forecast_rows(data.weather, spec.observed_weather_as_forecast)
     present = [c for c in present if len(rows) and rows[c].notna().any()]
     feats: dict[str, np.ndarray] = {}
     aligned = pd.DataFrame(index=range(n))
-    context = [c for c in spec.weather_context_columns if c in spec.weather_columns]
+    context = [c for c in spec.weather_context_columns if c in wanted]
     offsets = [int(h * 3600 * 10**9) for h in spec.weather_context_hours]
     if present and n:
         reach = max([abs(o) for o in offsets] + [0]) + 2 * DAY_NS
@@ -261,7 +272,7 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
     else:
         age = np.full(n, np.nan)
     base = {f"wx_{c}": (aligned[c].to_numpy() if c in aligned else np.full(n, np.nan))
-            for c in spec.weather_columns}
+            for c in wanted}
     ctx = {}
     for off in offsets:
         for c in context:

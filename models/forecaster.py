@@ -160,6 +160,8 @@ class SiteForecaster(BaseEstimator):
             if self.feature_names_ is None:
                 self.feature_names_ = list(X.columns)
             keep = ~np.isnan(y)
+            if self.kind == "pv" and "pv_is_night" in X:  # 0 by construction, not learnt
+                keep &= X["pv_is_night"].to_numpy(dtype=float) < 0.5
             if fraction < 1.0:
                 keep &= rng.random(len(y)) < fraction
             level = self._level(X)

@@ -21,8 +21,11 @@ Choices made here:
   interval (mean of its start and end valid times): 2 m temperature K -> ``temp_air_c``,
   TCC -> ``cloud_cover_frac`` (clipped to 0..1), RH at 1000 hPa -> ``relative_humidity_pct``
   (clipped to 0..100), surface pressure Pa -> ``pressure_hpa``, 10 m U/V ->
-  ``wind_speed_10m_mps`` and ``wind_dir_10m_deg`` (meteorological, from). Cloud water/ice,
-  STRD and TSR are not in the contract and are left out.
+  ``wind_speed_10m_mps`` and ``wind_dir_10m_deg`` (meteorological, from). Four fields are
+  not in the contract and are written as extra weather columns (DATA_FORMAT.md allows
+  adding columns; ``FeatureSpec.extra_weather_columns`` picks them up): total column cloud
+  liquid and ice water (kg/m2, ``cloud_liquid_water_kgm2``, ``cloud_ice_water_kgm2``), and
+  de-accumulated STRD and TSR (W/m2, ``thermal_down_wm2``, ``toa_net_solar_wm2``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ FILE = "gefcom2014_solar_full.csv.gz"
 TIMEZONE = "Australia/Sydney"
 LATITUDE_DEG, LONGITUDE_DEG = -35.3, 149.1
 ZONES = (1, 2, 3)
+# NWP fields outside the contract's weather columns, written as extra columns.
+EXTRA_WEATHER_COLUMNS = ("cloud_liquid_water_kgm2", "cloud_ice_water_kgm2", "thermal_down_wm2",
+                         "toa_net_solar_wm2")
 
 
 def site_id(zone: int) -> str:
@@ -52,10 +58,11 @@ def read_raw(root=None) -> pd.DataFrame:
 
 def _zone_weather(z: pd.DataFrame) -> pd.DataFrame:
     z = z.set_index("valid").sort_index()
-    acc = deaccumulate(z[["VAR169", "VAR228"]], issue_hours_utc=(0,), max_span_minutes=60)
+    acc = deaccumulate(z[["VAR169", "VAR175", "VAR178"]], issue_hours_utc=(0,),
+                       max_span_minutes=60)
     rain = deaccumulate(z[["VAR228"]], issue_hours_utc=(0,), unit_factor=1000.0,
                         per_seconds=3600.0, max_span_minutes=60)
-    inst = z[["VAR134", "VAR157", "VAR164", "VAR165", "VAR166", "VAR167"]]
+    inst = z[["VAR78", "VAR79", "VAR134", "VAR157", "VAR164", "VAR165", "VAR166", "VAR167"]]
     before = inst.shift(1, freq="1h").reindex(inst.index)  # value at the interval start
     mean = (inst + before.fillna(inst)) / 2.0
     u, v = mean["VAR165"].to_numpy(), mean["VAR166"].to_numpy()
@@ -71,6 +78,11 @@ def _zone_weather(z: pd.DataFrame) -> pd.DataFrame:
         "precipitation_mm": rain["VAR228"].to_numpy(),
         "wind_speed_10m_mps": np.hypot(u, v),
         "wind_dir_10m_deg": np.mod(np.degrees(np.arctan2(-u, -v)), 360.0),
+        # not in the contract (extra columns, EXTRA_WEATHER_COLUMNS):
+        "cloud_liquid_water_kgm2": mean["VAR78"].to_numpy(),
+        "cloud_ice_water_kgm2": mean["VAR79"].to_numpy(),
+        "thermal_down_wm2": np.clip(acc["VAR175"].to_numpy(), 0, None),
+        "toa_net_solar_wm2": np.clip(acc["VAR178"].to_numpy(), 0, None),
     })
 
 

@@ -109,6 +109,16 @@ def check_duplicates(frame: pd.DataFrame, key: list[str], source: str) -> None:
         )
 
 
+def check_known_ids(ids: pd.Series, known: set, source: str, what: str, where: str) -> None:
+    """Every id must be declared (``where``); names the first unknown one and its row."""
+    unknown = ~ids.isin(known)
+    if unknown.any():
+        row = _first_row(unknown)
+        raise UnknownSiteError(
+            f"{source}: row {row} names {what} {ids.iloc[row]!r}, which {where} does not "
+            f"declare; add it there or remove its rows")
+
+
 def check_allowed(values: pd.Series, allowed: tuple[str, ...], source: str, column: str) -> None:
     bad = values.notna() & ~values.isin(allowed)
     if bad.any():
@@ -196,13 +206,7 @@ def validate_measurements(raw: pd.DataFrame, sites: pd.DataFrame, source: str, n
     require_columns(raw, TABLES["measurements"].required, source)
     frame = raw.copy()
     frame["site_id"] = frame["site_id"].astype("string")
-    unknown = ~frame["site_id"].isin(sites.index)
-    if unknown.any():
-        row = _first_row(unknown)
-        raise UnknownSiteError(
-            f"{source}: row {row} names site {frame['site_id'].iloc[row]!r}, which sites.csv does "
-            f"not declare; add it to sites.csv or remove its rows"
-        )
+    check_known_ids(frame["site_id"], set(sites.index), source, "site", "sites.csv")
     frame["timestamp"] = parse_timestamps(frame["timestamp"], source, "timestamp")
     check_duplicates(frame, ["site_id", "timestamp"], source)
     parts, resolutions = [], {}
@@ -265,12 +269,7 @@ def validate_weather(raw: pd.DataFrame, sites: pd.DataFrame, source: str) -> pd.
     require_columns(raw, TABLES["weather"].required, source)
     frame = raw.copy()
     frame["site_id"] = frame["site_id"].astype("string")
-    unknown = ~frame["site_id"].isin(sites.index)
-    if unknown.any():
-        row = _first_row(unknown)
-        raise UnknownSiteError(
-            f"{source}: row {row} names site {frame['site_id'].iloc[row]!r}, unknown to sites.csv"
-        )
+    check_known_ids(frame["site_id"], set(sites.index), source, "site", "sites.csv")
     frame["timestamp"] = parse_timestamps(frame["timestamp"], source, "timestamp")
     if "issue_time" not in frame.columns:
         frame["issue_time"] = pd.NaT
@@ -326,14 +325,8 @@ def validate_events(raw: pd.DataFrame, sites: pd.DataFrame, source: str) -> pd.D
     for col in ("notice_time", "start", "end"):
         frame[col] = parse_timestamps(frame[col], source, col)
     check_duplicates(frame, ["event_id", "customer_id"], source)
-    known = set(sites["customer_id"].dropna())
-    unknown = ~frame["customer_id"].isin(known)
-    if unknown.any():
-        row = _first_row(unknown)
-        raise UnknownSiteError(
-            f"{source}: row {row} names customer {frame['customer_id'].iloc[row]!r}, which no site "
-            "in sites.csv declares as customer_id"
-        )
+    check_known_ids(frame["customer_id"], set(sites["customer_id"].dropna()), source,
+                    "customer", "the customer_id column of sites.csv")
     bad = (frame["end"] <= frame["start"]) | (frame["notice_time"] > frame["start"])
     if bad.any():
         row = _first_row(bad)
@@ -354,14 +347,8 @@ def validate_resources(raw: pd.DataFrame, sites: pd.DataFrame, source: str) -> p
     frame["customer_id"] = frame["customer_id"].astype("string")
     check_duplicates(frame, ["resource_id"], source)
     check_allowed(frame["level"], LEVELS, source, "level")
-    known = set(sites["customer_id"].dropna())
-    unknown = ~frame["customer_id"].isin(known)
-    if unknown.any():
-        row = _first_row(unknown)
-        raise UnknownSiteError(
-            f"{source}: row {row} names customer {frame['customer_id'].iloc[row]!r}, which no site "
-            "declares"
-        )
+    check_known_ids(frame["customer_id"], set(sites["customer_id"].dropna()), source,
+                    "customer", "the customer_id column of sites.csv")
     for col in ("capacity_kw", "response_minutes", "min_notice_minutes", "max_duration_minutes"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     neg = frame["capacity_kw"] <= 0

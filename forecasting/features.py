@@ -40,7 +40,7 @@ from forecasting.portfolio import SiteData
 
 DEFAULT_LAGS_MINUTES = (15, 30, 45, 60, 90, 120, 180, 240, 360, 720, 1440, 2880, 4320, 10080,
                         20160)
-DEFAULT_CONTEXT_HOURS = (-1.0, 1.0)
+DEFAULT_CONTEXT_HOURS = (-3.0, -1.0, 1.0, 3.0)
 DEFAULT_CONTEXT_COLUMNS = ("temp_air_c", "ghi_wm2", "cloud_cover_frac", "wind_speed_10m_mps",
                            "wind_speed_100m_mps")
 DIRECTION_COLUMNS = ("wind_dir_10m_deg", "wind_dir_100m_deg")
@@ -62,6 +62,7 @@ class FeatureSpec:
     weather_context_hours: tuple[float, ...] = DEFAULT_CONTEXT_HOURS
     weather_context_columns: tuple[str, ...] = DEFAULT_CONTEXT_COLUMNS
     extra_weather_columns: tuple[str, ...] = ()
+    use_previous_issue: bool = True
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -181,10 +182,11 @@ class _IssueTable:
         self.values = frame[columns].to_numpy(dtype=float)[order] if columns else \
             np.empty((len(order), 0))
 
-    def lookup(self, times_ns: np.ndarray, issues_ns: np.ndarray, cols: list[int] | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def lookup(self, times_ns: np.ndarray, issues_ns: np.ndarray, cols: list[int] | None = None,
+               back: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Values (n, columns) of the latest issue <= each issue at each time; NaN if none,
-        and that issue time (ns; min int64 if none). ``cols`` picks column positions."""
+        and that issue time (ns; min int64 if none). ``cols`` picks column positions;
+        ``back=1`` gives the issue before the latest instead (a lagged NWP ensemble)."""
         n = len(times_ns)
         values = self.values if cols is None else self.values[:, cols]
         out = np.full((n, values.shape[1]), np.nan)
@@ -194,7 +196,7 @@ class _IssueTable:
         r = np.searchsorted(self.valid, times_ns).clip(0, len(self.valid) - 1)
         ok = self.valid[r] == times_ns
         iss = np.clip(issues_ns // 10**9 - self.i0, 0, self.span - 1)
-        pos = np.searchsorted(self.key, r * self.span + iss, side="right") - 1
+        pos = np.searchsorted(self.key, r * self.span + iss, side="right") - 1 - back
         ok &= pos >= 0
         pos = pos.clip(0)
         ok &= self.rank[pos] == r
@@ -227,14 +229,14 @@ def _trim(rows: pd.DataFrame, lo_ns: int, hi_ns: int) -> pd.DataFrame:
 
 
 def _interpolated(table: _IssueTable, width: int, times: np.ndarray, issues: np.ndarray,
-                  directions: list[int], cols: list[int] | None = None
+                  directions: list[int], cols: list[int] | None = None, back: int = 0
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Weather at ``times`` from the latest issue known at ``issues``, linear in time between
     grid points (the nearer point for directions, which do not interpolate across north)."""
     t0 = times - np.mod(times, width) if width <= DAY_NS else times
     w = ((times - t0) / width)[:, None]
-    va, sa = table.lookup(t0, issues, cols)
-    vb, _ = table.lookup(t0 + width, issues, cols)
+    va, sa = table.lookup(t0, issues, cols, back)
+    vb, _ = table.lookup(t0 + width, issues, cols, back)
     mixed = va * (1 - w) + vb * w
     mixed = np.where(np.isnan(vb), va, np.where(np.isnan(va), vb, mixed))
     for j in directions:
@@ -268,6 +270,10 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
                 v, _ = _interpolated(table, width, targets + off, issues, [], ctx_idx)
                 for k, j in enumerate(ctx_idx):
                     feats[f"wx_{present[j]}_{_offset_suffix(off / 3.6e12)}"] = v[:, k]
+        if spec.use_previous_issue and ctx_idx:
+            v, _ = _interpolated(table, width, targets, issues, [], ctx_idx, back=1)
+            for k, j in enumerate(ctx_idx):
+                feats[f"wx_{present[j]}_prev_issue"] = v[:, k]
         age = np.where(src > np.iinfo(np.int64).min, (targets - src) / NS_PER_MIN, np.nan)
     else:
         age = np.full(n, np.nan)
@@ -278,6 +284,9 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
         for c in context:
             name = f"wx_{c}_{_offset_suffix(off / 3.6e12)}"
             ctx[name] = feats.get(name, np.full(n, np.nan))
+    if spec.use_previous_issue:
+        ctx.update({f"wx_{c}_prev_issue": feats.get(f"wx_{c}_prev_issue", np.full(n, np.nan))
+                    for c in context})
     return aligned, {**base, **ctx, "wx_age_minutes": age}
 
 

@@ -58,12 +58,14 @@ class SiteForecaster(BaseEstimator):
     """Quantile forecaster of one site's power (kW) from its history, weather and prices."""
 
     def __init__(self, kind: str = "load", quantiles=DEFAULT_QUANTILES, buckets=DEFAULT_BUCKETS,
-                 feature_spec: FeatureSpec | None = None, n_estimators: int = 200,
-                 learning_rate: float = 0.05, num_leaves: int = 31, min_child_samples: int = 20,
-                 calibration_days: float = 28.0, max_training_days: float | None = 730,
+                 feature_spec: FeatureSpec | None = None, n_estimators: int = 150,
+                 learning_rate: float = 0.07, num_leaves: int = 31, min_child_samples: int = 20,
+                 calibration_days: float = 14.0, max_training_days: float | None = 730,
                  random_state: int = 0, target_level: str = "none",
                  calibration_fraction: float = 0.5, leads_per_target: int = 1,
-                 recency_halflife_days: float | None = None, nwp_redraw_share: float = 0.8):
+                 recency_halflife_days: float | None = None, nwp_redraw_share: float = 0.8,
+                 subsample: float = 0.8, calibration_quick: bool = True,
+                 conformal_shift: bool = False):
         self.kind = kind
         self.quantiles = quantiles
         self.buckets = buckets
@@ -80,6 +82,9 @@ class SiteForecaster(BaseEstimator):
         self.leads_per_target = leads_per_target
         self.recency_halflife_days = recency_halflife_days
         self.nwp_redraw_share = nwp_redraw_share
+        self.subsample = subsample
+        self.calibration_quick = calibration_quick
+        self.conformal_shift = conformal_shift
 
     # ----------------------------------------------------------------- training
     def _training_rows(self, data: SiteData, bucket, rng, since: pd.Timestamp | None = None
@@ -145,11 +150,16 @@ class SiteForecaster(BaseEstimator):
                 missing &= ~take
         return level
 
-    def _model(self, n_estimators: int) -> LGBMQuantileRegressor:
+    def _model(self, quick: bool = False) -> LGBMQuantileRegressor:
+        """A booster set; ``quick`` (the calibration fit) takes half the rounds at twice the
+        learning rate."""
+        n, rate = self.n_estimators, self.learning_rate
+        if quick and self.calibration_quick:
+            n, rate = max(n // 2, 1), min(2 * rate, 1.0)
         return LGBMQuantileRegressor(
-            quantiles=self.quantiles_, n_estimators=n_estimators,
-            learning_rate=self.learning_rate, num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples, random_state=self.random_state)
+            quantiles=self.quantiles_, n_estimators=n, learning_rate=rate,
+            num_leaves=self.num_leaves, min_child_samples=self.min_child_samples,
+            subsample=self.subsample, random_state=self.random_state)
 
     def _fit_buckets(self, data: SiteData, fraction: float = 1.0
                      ) -> dict[str, LGBMQuantileRegressor]:
@@ -170,7 +180,7 @@ class SiteForecaster(BaseEstimator):
                 age_days = (X.index.max() - X.index) / pd.Timedelta(days=1)
                 weight = 0.5 ** (np.asarray(age_days, dtype=float)
                                  / self.recency_halflife_days)[keep]
-            models[bucket[0]] = self._model(self.n_estimators).fit(
+            models[bucket[0]] = self._model(quick=fraction < 1.0).fit(
                 X[self.feature_names_].to_numpy(dtype=float)[keep], (y - level)[keep], weight)
         return models
 
@@ -232,9 +242,11 @@ class SiteForecaster(BaseEstimator):
             if self.kind == "pv" and "pv_is_night" in X:  # certain by construction
                 s = s[X["pv_is_night"].to_numpy(dtype=float) < 0.5]
             ok = np.isfinite(s).all(axis=1)
-            out[bucket[0]] = (np.array([np.quantile(s[ok, j], q)
-                                        for j, q in enumerate(self.quantiles_)])
-                              if ok.sum() >= 20 else np.zeros(len(self.quantiles_)))
+            corr = (np.array([np.quantile(s[ok, j], q) for j, q in enumerate(self.quantiles_)])
+                    if ok.sum() >= 20 else np.zeros(len(self.quantiles_)))
+            if not self.conformal_shift:  # keep the spread correction, drop the common shift
+                corr = corr - np.interp(0.5, self.quantiles_, corr)
+            out[bucket[0]] = corr
         log.info("site %s: conformal corrections (x spread) %s", data.site.site_id,
                  {k: np.round(v, 3).tolist() for k, v in out.items()})
         return out

@@ -66,8 +66,8 @@ class BacktestConfig(BaseModel):
     train_quantiles: tuple[float, ...] | None = Field(
         None, description="levels the model trains (default: the forecaster's grid); "
         "others are interpolated")
-    calibration_days: float = Field(28, ge=0, description="conformal calibration window, days")
-    max_training_days: float | None = Field(365, gt=0, description="history per fit")
+    calibration_days: float = Field(14, ge=0, description="conformal calibration window, days")
+    max_training_days: float | None = Field(730, gt=0, description="history per fit, days")
     n_estimators: int | None = Field(None, gt=0, description="boosting rounds per level "
                                      "(default: the forecaster's)")
     random_state: int = 0

@@ -29,14 +29,16 @@ a second (plus the PV geometry).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-from forecasting.calendar import calendar_features
+from forecasting.calendar import day_type, days_to_spring_festival
 from forecasting.contract import WEATHER_COLUMNS
-from forecasting.portfolio import SiteData
+from forecasting.portfolio import SiteData, known_rows
 
 DEFAULT_LAGS_MINUTES = (15, 30, 45, 60, 90, 120, 180, 240, 360, 720, 1440, 2880, 4320, 10080,
                         20160)
@@ -93,6 +95,9 @@ class FeatureSpec:
 
 def _ns(values) -> np.ndarray:
     """UTC nanoseconds (int64) of tz-aware stamps (an index, a Series or an array)."""
+    arr = values.array if isinstance(values, (pd.Series, pd.Index)) else values
+    if isinstance(arr, pd.arrays.DatetimeArray) and arr.tz is not None:
+        return (arr if arr.unit == "ns" else arr.as_unit("ns")).asi8
     idx = pd.DatetimeIndex(values)
     if idx.tz is not None:
         idx = idx.tz_convert("UTC")
@@ -166,10 +171,9 @@ class _IssueTable:
     array, so a lookup of many (valid time, issue) pairs is two ``searchsorted`` calls.
     """
 
-    def __init__(self, frame: pd.DataFrame, columns: list[str]):
-        ts = _ns(frame["timestamp"])
-        iss = _ns(frame["issue_time"]) // 10**9
-        self.columns = columns
+    def __init__(self, ts: np.ndarray, issue_ns: np.ndarray, values: np.ndarray):
+        """``ts``/``issue_ns``: valid and issue times (int64 ns); ``values``: (rows, cols)."""
+        iss = issue_ns // 10**9
         self.valid = np.unique(ts)
         rank = np.searchsorted(self.valid, ts)
         self.i0 = int(iss.min()) - 1 if len(iss) else 0
@@ -179,8 +183,7 @@ class _IssueTable:
         self.key = key[order]
         self.rank = rank[order]
         self.issue_ns = iss[order] * 10**9
-        self.values = frame[columns].to_numpy(dtype=float)[order] if columns else \
-            np.empty((len(order), 0))
+        self.values = values[order]
 
     def lookup(self, times_ns: np.ndarray, issues_ns: np.ndarray, cols: list[int] | None = None,
                back: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -211,21 +214,25 @@ def _grid_width_ns(timestamps: np.ndarray) -> int:
     return int(np.median(np.diff(u))) if len(u) > 1 else 3600 * 10**9
 
 
-def _forecast_rows(frame: pd.DataFrame, observed_as_forecast: bool) -> pd.DataFrame:
-    rows = frame
-    if observed_as_forecast and len(rows):
-        obs = rows["issue_time"].isna()
-        rows = rows.assign(issue_time=rows["issue_time"].where(
-            ~obs, pd.Timestamp("1970-01-01", tz="UTC")))
-    return rows[rows["issue_time"].notna()] if len(rows) else rows
+def _forecast_arrays(frame: pd.DataFrame, columns: list[str], observed_as_forecast: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Valid times, issue times (int64 ns) and values of a table's forecast rows.
 
-
-def _trim(rows: pd.DataFrame, lo_ns: int, hi_ns: int) -> pd.DataFrame:
-    """Rows whose valid time lies in [lo, hi] (cheap prefilter before indexing)."""
-    if len(rows) < 2048:
-        return rows
-    t = _ns(rows["timestamp"])
-    return rows[(t >= lo_ns) & (t <= hi_ns)]
+    Observations (no ``issue_time``) are left out, or with ``observed_as_forecast`` taken
+    as forecasts issued at the epoch (known to every issue)."""
+    if frame.empty:
+        return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, len(columns))))
+    ts = _ns(frame["timestamp"])
+    iss = _ns(frame["issue_time"])
+    obs = iss == np.iinfo(np.int64).min
+    if observed_as_forecast:
+        iss = np.where(obs, 0, iss)
+        obs = np.zeros(len(iss), dtype=bool)
+    vals = frame[columns].to_numpy(dtype=float) if columns else np.empty((len(frame), 0))
+    if obs.any():
+        keep = ~obs
+        return ts[keep], iss[keep], vals[keep]
+    return ts, iss, vals
 
 
 def _interpolated(table: _IssueTable, width: int, times: np.ndarray, issues: np.ndarray,
@@ -250,20 +257,23 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
     n = len(targets)
     wanted = (*spec.weather_columns, *spec.extra_weather_columns)
     present = [c for c in wanted if c in data.weather.columns]
-    rows = _forecast_rows(data.weather, spec.observed_weather_as_forecast)
-    present = [c for c in present if len(rows) and rows[c].notna().any()]
+    reach = max([abs(int(h * 3.6e12)) for h in spec.weather_context_hours] + [0]) + 2 * DAY_NS
+    ts, iss, vals = _forecast_arrays(data.weather, present, spec.observed_weather_as_forecast)
+    if n and len(ts):  # rows near the targets only
+        near = (ts >= int(targets.min()) - reach) & (ts <= int(targets.max()) + reach)
+        ts, iss, vals = ts[near], iss[near], vals[near]
+    has = ~np.isnan(vals).all(axis=0) if len(ts) else np.zeros(len(present), dtype=bool)
+    present = [c for c, h in zip(present, has, strict=True) if h]
+    vals = vals[:, has]
     feats: dict[str, np.ndarray] = {}
-    aligned = pd.DataFrame(index=range(n))
+    values = np.empty((n, 0))
     context = [c for c in spec.weather_context_columns if c in wanted]
     offsets = [int(h * 3600 * 10**9) for h in spec.weather_context_hours]
     if present and n:
-        reach = max([abs(o) for o in offsets] + [0]) + 2 * DAY_NS
-        rows = _trim(rows, int(targets.min()) - reach, int(targets.max()) + reach)
-        width = _grid_width_ns(_ns(rows["timestamp"]))
-        table = _IssueTable(rows, present)
+        width = _grid_width_ns(ts)
+        table = _IssueTable(ts, iss, vals)
         dirs = [j for j, c in enumerate(present) if c in DIRECTION_COLUMNS]
         values, src = _interpolated(table, width, targets, issues, dirs)
-        aligned = pd.DataFrame(values, columns=present)
         ctx_idx = [j for j, c in enumerate(present) if c in context]
         for off in offsets:
             if ctx_idx:
@@ -277,7 +287,8 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
         age = np.where(src > np.iinfo(np.int64).min, (targets - src) / NS_PER_MIN, np.nan)
     else:
         age = np.full(n, np.nan)
-    base = {f"wx_{c}": (aligned[c].to_numpy() if c in aligned else np.full(n, np.nan))
+    where = {c: j for j, c in enumerate(present)}
+    base = {f"wx_{c}": (values[:, where[c]] if c in where else np.full(n, np.nan))
             for c in wanted}
     ctx = {}
     for off in offsets:
@@ -287,7 +298,7 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
     if spec.use_previous_issue:
         ctx.update({f"wx_{c}_prev_issue": feats.get(f"wx_{c}_prev_issue", np.full(n, np.nan))
                     for c in context})
-    return aligned, {**base, **ctx, "wx_age_minutes": age}
+    return pd.DataFrame(values, columns=present), {**base, **ctx, "wx_age_minutes": age}
 
 
 def _price_column(prices: pd.DataFrame) -> str | None:
@@ -300,14 +311,96 @@ def _day_ahead_price(prices: pd.DataFrame, targets: np.ndarray, issues: np.ndarr
     col = _price_column(prices) if not prices.empty else None
     if col is None:
         return np.full(len(targets), np.nan)
-    da = prices[(prices["market"] == "day_ahead") & prices["issue_time"].notna()]
-    da = _trim(da, int(targets.min()) - 2 * DAY_NS, int(targets.max()) + DAY_NS) if len(
-        targets) else da
-    if da.empty:
+    ts, iss, vals = _forecast_arrays(prices, [col], False)
+    if "market" in prices and len(ts):
+        market = prices["market"].to_numpy(dtype=object)
+        market = market[_ns(prices["issue_time"]) != np.iinfo(np.int64).min]
+        day_ahead = market == "day_ahead"
+        ts, iss, vals = ts[day_ahead], iss[day_ahead], vals[day_ahead]
+    if len(targets) and len(ts):
+        near = (ts >= int(targets.min()) - 2 * DAY_NS) & (ts <= int(targets.max()) + DAY_NS)
+        ts, iss, vals = ts[near], iss[near], vals[near]
+    if not len(ts):
         return np.full(len(targets), np.nan)
-    width = _grid_width_ns(_ns(da["timestamp"]))
+    width = _grid_width_ns(ts)
     t0 = targets - np.mod(targets, width) if width <= DAY_NS else targets
-    return _IssueTable(da, [col]).lookup(t0, issues)[0][:, 0]
+    return _IssueTable(ts, iss, vals).lookup(t0, issues)[0][:, 0]
+
+
+def lookback_ns(spec: FeatureSpec, max_lead_ns: int) -> int:
+    """How far before its targets a row's features may read measurements (ns)."""
+    lags = max(spec.lags_minutes, default=0) * NS_PER_MIN
+    profile = (8 * DAY_NS + max_lead_ns + DAY_NS) if spec.use_last_known else 0
+    return max(lags, profile, 8 * DAY_NS if spec.use_last_known else 0) + DAY_NS
+
+
+def window_known_at(data: SiteData, targets: pd.DatetimeIndex, issue: pd.Timestamp,
+                    spec: FeatureSpec) -> SiteData:
+    """The part of ``data`` a forecast of ``targets`` issued at ``issue`` can use: what was
+    known then (``SiteData.known_at``) and near the targets in time. Cutting by time first
+    keeps a single forecast fast however long the history is."""
+    t = _ns(targets)
+    if not len(t):
+        return data.known_at(issue)
+    i = int(pd.Timestamp(issue).value)
+    back = lookback_ns(spec, int(t.max()) - i)
+    v = data.values_kw
+    vt = _ns(v.index)
+    lo = np.searchsorted(vt, int(t.min()) - back, side="left")
+    reach = max([abs(int(h * 3.6e12)) for h in spec.weather_context_hours] + [0]) + 2 * DAY_NS
+
+    def cut(frame: pd.DataFrame, observations: bool) -> pd.DataFrame:
+        """Rows near the targets that were known at the issue, in one selection."""
+        if frame.empty:
+            return frame
+        ft = _ns(frame["timestamp"])
+        keep = (ft >= int(t.min()) - reach) & (ft <= int(t.max()) + reach)
+        if observations:  # observations count once their interval has ended
+            return known_rows(frame[keep], pd.Timestamp(issue))
+        iss = _ns(frame["issue_time"])
+        return frame[keep & (iss != np.iinfo(np.int64).min) & (iss <= i)]
+
+    res = data.site.resolution_minutes * NS_PER_MIN
+    hi = np.searchsorted(vt, i - res, side="right")  # intervals ended by the issue
+    return replace(data, values_kw=v.iloc[lo:max(hi, lo)],
+                   weather=cut(data.weather, spec.observed_weather_as_forecast),
+                   prices=cut(data.prices, False))
+
+
+@lru_cache(maxsize=8192)
+def _day_calendar(day: int, country: str | None) -> tuple[float, ...]:
+    """Day-level calendar values of the local day ``day`` (days since 1970-01-01)."""
+    date = dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
+    working = ("workday", "swapped_workday")
+    kind = day_type(date, country)
+    prev = day_type(date - dt.timedelta(days=1), country) in working
+    nxt = day_type(date + dt.timedelta(days=1), country) in working
+    to_sf = (float(np.clip(days_to_spring_festival(pd.Index([date]))[0], -30, 30))
+             if country == "CN" else np.nan)
+    doy = date.timetuple().tm_yday
+    return (float(kind in working), float(kind == "holiday"), float(kind == "swapped_workday"),
+            float(kind == "weekend"), float(prev), float(nxt),
+            np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25), to_sf)
+
+
+_DAY_COLUMNS = ("cal_is_working_day", "cal_is_holiday", "cal_is_swapped_workday",
+                "cal_is_weekend", "cal_prev_day_working", "cal_next_day_working",
+                "cal_day_of_year_sin", "cal_day_of_year_cos", "cal_days_to_spring_festival")
+
+
+def _calendar(targets: pd.DatetimeIndex, timezone: str, country: str | None
+              ) -> dict[str, np.ndarray]:
+    """``forecasting.calendar.calendar_features`` as arrays, with day-level values cached per
+    local day (the same values, a fraction of the time for short windows)."""
+    wall = targets.tz_convert(timezone).tz_localize(None).as_unit("ns").asi8
+    day = np.floor_divide(wall, DAY_NS)
+    days, inverse = np.unique(day, return_inverse=True)
+    table = np.array([_day_calendar(int(d), country) for d in days], dtype=float)
+    rows = table[inverse]
+    out = {"cal_minute_of_day": (wall - day * DAY_NS) // NS_PER_MIN,
+           "cal_day_of_week": (day + 3) % 7}  # 1970-01-01 was a Thursday; Monday = 0
+    out.update({c: rows[:, j] for j, c in enumerate(_DAY_COLUMNS)})
+    return out
 
 
 def build_features(data: SiteData, targets: pd.DatetimeIndex, issues: pd.DatetimeIndex,
@@ -336,19 +429,21 @@ def build_features(data: SiteData, targets: pd.DatetimeIndex, issues: pd.Datetim
         if spec.use_last_known:
             cols.update(_last_known_stats(s, i_ns, res_ns))
             cols.update(_same_time_features(s, t_ns, i_ns, res_ns))
-    frame = pd.DataFrame(cols, index=targets)
-    parts = [frame]
     if spec.use_calendar:
-        parts.append(calendar_features(targets, site.timezone, site.holiday_country))
+        cols.update(_calendar(targets, site.timezone, site.holiday_country))
     wx, wx_cols = _weather(data, t_ns, i_ns, spec)
-    wx.index = targets
-    parts.append(pd.DataFrame(wx_cols, index=targets))
+    cols.update(wx_cols)
     if spec.use_price:
-        parts.append(pd.DataFrame({"price_day_ahead_per_mwh": _day_ahead_price(
-            data.prices, t_ns, i_ns)}, index=targets))
+        cols["price_day_ahead_per_mwh"] = _day_ahead_price(data.prices, t_ns, i_ns)
     if spec.use_kind_features and site.kind in ("pv", "wind"):
-        parts.append(kind_features(site, targets, wx))
-    return pd.concat(parts, axis=1) if len(parts) > 1 else frame
+        wx.index = targets
+        kind = kind_features(site, targets, wx)
+        cols.update({c: kind[c].to_numpy(dtype=float) for c in kind.columns})
+    # one float block: cheap to build, to select columns from and to hand to LightGBM
+    block = np.empty((len(targets), len(cols)))
+    for j, v in enumerate(cols.values()):
+        block[:, j] = v
+    return pd.DataFrame(block, index=targets, columns=list(cols))
 
 
 def kind_features(site, targets: pd.DatetimeIndex, weather: pd.DataFrame) -> pd.DataFrame:

@@ -35,7 +35,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from forecasting.errors import InsufficientDataError
-from forecasting.features import FeatureSpec, build_features
+from forecasting.features import FeatureSpec, build_features, window_known_at
 from forecasting.portfolio import SiteData, as_utc
 from models.quantile import (
     DEFAULT_QUANTILES,
@@ -303,8 +303,8 @@ class SiteForecaster(BaseEstimator):
         """Forecast ``timestamps`` as known at ``issue_time`` (data after it is ignored)."""
         check_is_fitted(self, "models_")
         issue = as_utc(issue_time, "issue_time")
-        known = data.known_at(issue)
         targets = pd.DatetimeIndex(timestamps).tz_convert("UTC")
+        known = window_known_at(data, targets, issue, self.spec_)
         X = build_features(known, targets, pd.DatetimeIndex([issue] * len(targets)), self.spec_)
         return self.predict_features(X, quantiles)
 

@@ -7,16 +7,26 @@ uniformly inside the bucket, features from ``forecasting.features`` (leak-free p
 A spec that reads no measured history (no lags, no last-known features) gets one bucket:
 the lead then only matters through the weather, which the features carry.
 
-Load is learnt relative to a level known at the issue time (``target_level="auto"``: the
-mean of the last 7 days, else of the last 24 h, else the latest reading): trees cannot
-extrapolate, and the level moves with seasons and growth. PV and wind are learnt as they
-are (the weather sets their level).
+Training rows: each measured target gets a lead drawn uniformly in the bucket; a share of
+the rows whose lead falls beyond the NWP known at their issue (e.g. one 24-h run a day)
+gets a lead the NWP reaches instead (``nwp_redraw_share``), so the model mostly learns
+from rows that have weather, as forecasts have. PV night rows are not learnt (0 by
+construction), and each bucket keeps at most ``max_rows_per_bucket`` random rows:
+neighbouring 15-minute intervals are near-duplicates, and the quantile objective's cost
+grows with the rows (a year of 15-minute data trains in seconds).
 
-Calibration (``calibration_days > 0``): a first fit leaves out the last days of history
-(on a ``calibration_fraction`` sample of the rows, for speed), its errors there give a
-normalised conformal correction per bucket and level (Romano et al. 2019, "Conformalized
+Targets are learnt as measured by default (``target_level="none"``); ``"mean_7d"`` learns
+them relative to the mean of the last 7 days known at the issue (trees cannot
+extrapolate a level shift; it did not pay on the public load data, whose weekly level
+moves with embedded PV and wind).
+
+Calibration (``calibration_days > 0``): a quick first fit (half the rows and rounds at
+twice the learning rate) leaves out the last days of history; its normalised errors there
+give a conformal correction per bucket and level (Romano et al. 2019, "Conformalized
 quantile regression"; scale = the outermost predicted spread; PV night rows, certain by
-construction, are left out), then the model is refitted on all history and corrected.
+construction, are left out), applied to the final fit on all history. Only the spread is
+corrected (``conformal_shift=False``): the common shift (the older fit's bias over the
+calibration days) is mostly drift the final fit has already learnt.
 
 Quantiles: any levels on request (up to 99 percentiles) from the trained grid, linear
 inside it and normal tails outside (``models.quantile.interpolate_quantiles``), sorted per
@@ -55,16 +65,25 @@ LEVEL_COLUMNS = ("mean_7d_kw", "mean_24h_kw", "last_known_kw")
 
 
 class SiteForecaster(BaseEstimator):
-    """Quantile forecaster of one site's power (kW) from its history, weather and prices."""
+    """Quantile forecaster of one site's power (kW) from its history, weather and prices.
+
+    Parameters (see the module doc): ``kind`` load/pv/wind; ``quantiles`` the trained grid;
+    ``buckets`` (name, min lead, max lead) in minutes; ``feature_spec``; LightGBM's
+    ``n_estimators``, ``learning_rate``, ``num_leaves``, ``min_child_samples``,
+    ``subsample``, ``colsample_bytree``; ``calibration_days`` (0 = no calibration),
+    ``calibration_fraction``, ``calibration_quick``, ``conformal_shift``;
+    ``max_training_days`` of history; ``max_rows_per_bucket``; ``nwp_redraw_share``;
+    ``target_level``; ``random_state``.
+    """
 
     def __init__(self, kind: str = "load", quantiles=DEFAULT_QUANTILES, buckets=DEFAULT_BUCKETS,
                  feature_spec: FeatureSpec | None = None, n_estimators: int = 150,
                  learning_rate: float = 0.07, num_leaves: int = 31, min_child_samples: int = 20,
                  calibration_days: float = 14.0, max_training_days: float | None = 730,
                  random_state: int = 0, target_level: str = "none",
-                 calibration_fraction: float = 0.5, leads_per_target: int = 1,
-                 recency_halflife_days: float | None = None, nwp_redraw_share: float = 0.8,
-                 subsample: float = 0.8, calibration_quick: bool = True,
+                 calibration_fraction: float = 0.5, nwp_redraw_share: float = 0.8,
+                 subsample: float = 0.8, colsample_bytree: float = 0.8,
+                 calibration_quick: bool = True, max_rows_per_bucket: int | None = 16000,
                  conformal_shift: bool = False):
         self.kind = kind
         self.quantiles = quantiles
@@ -79,11 +98,11 @@ class SiteForecaster(BaseEstimator):
         self.random_state = random_state
         self.target_level = target_level
         self.calibration_fraction = calibration_fraction
-        self.leads_per_target = leads_per_target
-        self.recency_halflife_days = recency_halflife_days
         self.nwp_redraw_share = nwp_redraw_share
         self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
         self.calibration_quick = calibration_quick
+        self.max_rows_per_bucket = max_rows_per_bucket
         self.conformal_shift = conformal_shift
 
     # ----------------------------------------------------------------- training
@@ -95,8 +114,6 @@ class SiteForecaster(BaseEstimator):
         res = data.site.resolution_minutes
         values = data.values_kw if since is None else data.values_kw[data.values_kw.index
                                                                      >= since]
-        if self.leads_per_target > 1 and since is None:
-            values = pd.concat([values] * self.leads_per_target)
         targets = values.index
         steps = rng.integers(max(lo // res, 0), hi // res + 1, size=len(targets))
         if self.nwp_redraw_share > 0:
@@ -159,7 +176,8 @@ class SiteForecaster(BaseEstimator):
         return LGBMQuantileRegressor(
             quantiles=self.quantiles_, n_estimators=n, learning_rate=rate,
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples,
-            subsample=self.subsample, random_state=self.random_state)
+            subsample=self.subsample, colsample_bytree=self.colsample_bytree,
+            random_state=self.random_state)
 
     def _fit_buckets(self, data: SiteData, fraction: float = 1.0
                      ) -> dict[str, LGBMQuantileRegressor]:
@@ -174,14 +192,15 @@ class SiteForecaster(BaseEstimator):
                 keep &= X["pv_is_night"].to_numpy(dtype=float) < 0.5
             if fraction < 1.0:
                 keep &= rng.random(len(y)) < fraction
+            limit = int(self.max_rows_per_bucket * fraction) if self.max_rows_per_bucket else 0
+            if limit and keep.sum() > limit:
+                # neighbouring intervals are near-duplicates: a random subset learns as well
+                picked = rng.choice(np.flatnonzero(keep), limit, replace=False)
+                keep = np.zeros(len(y), dtype=bool)
+                keep[picked] = True
             level = self._level(X)
-            weight = None
-            if self.recency_halflife_days:
-                age_days = (X.index.max() - X.index) / pd.Timedelta(days=1)
-                weight = 0.5 ** (np.asarray(age_days, dtype=float)
-                                 / self.recency_halflife_days)[keep]
             models[bucket[0]] = self._model(quick=fraction < 1.0).fit(
-                X[self.feature_names_].to_numpy(dtype=float)[keep], (y - level)[keep], weight)
+                X[self.feature_names_].to_numpy(dtype=float)[keep], (y - level)[keep])
         return models
 
     def fit(self, data: SiteData) -> SiteForecaster:

@@ -59,8 +59,11 @@ def backtest(
         if n_estimators:
             kwargs["n_estimators"] = n_estimators
         config = BacktestConfig(**kwargs)
-    except (ValidationError, ValueError) as err:
-        _fail(DataError(f"bad option: {str(err).splitlines()[0]} ({err})".strip()))
+    except ValidationError as err:
+        _fail(DataError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
+                                  f"{e['msg']}" for e in err.errors())))
+    except ValueError as err:
+        _fail(DataError(f"--quantiles {quantiles!r}: {err}; give levels like 0.1,0.5,0.9"))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console)
     try:

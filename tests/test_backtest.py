@@ -261,3 +261,19 @@ def test_cli_backtest_errors_say_what_to_fix(tmp_path):
                               "--start", "2024-03-15T00:00:00", "--end",
                               "2024-03-17T00:00:00+08:00", "--no-mlflow"])
     assert res.exit_code == 2 and "no UTC offset" in res.output
+
+
+@pytest.mark.parametrize("kind", ["load", "wind"])
+def test_single_forecast_equals_the_backtest_rows(kind):
+    """``forecast`` cuts the history to a window for speed; the numbers must not move."""
+    data = DATA[kind](days=30)
+    first = data.values_kw.index[0].tz_convert(TZ).normalize() + pd.Timedelta(days=25)
+    schedule = day_ahead_schedule(first, first + pd.Timedelta(days=2), TZ)
+    config = BacktestConfig(retrain_days=5, **FAST)
+    model = SiteForecaster(kind=kind, **FAST).fit(data.known_at(schedule.issues[0]))
+    res = backtest_core(data, schedule, config, lambda _: model)
+    for issue, start, end in zip(schedule.issues, schedule.starts, schedule.ends, strict=True):
+        targets = pd.date_range(start, end, freq="15min", inclusive="left")
+        one = model.forecast(data, issue, targets, config.quantiles)
+        rows = res.forecasts[res.forecasts["issue_time"] == issue]
+        np.testing.assert_allclose(one.to_numpy(), rows[one.columns].to_numpy(), rtol=1e-9)

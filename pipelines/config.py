@@ -15,9 +15,9 @@ class TrainingConfig(BaseModel):
     holdout_days: float = Field(14, gt=0, description="held-out window before train_end")
     issue_hour_local: float = Field(12, ge=0, lt=24, description="day-ahead issue hour, local")
     calibration_days: float = Field(14, ge=0, description="conformal calibration window; 0=off")
-    max_training_days: float | None = Field(365, gt=0, description="history used for training")
-    n_estimators: int = Field(200, gt=0)
-    learning_rate: float = Field(0.05, gt=0, le=1)
+    max_training_days: float | None = Field(730, gt=0, description="history used for training")
+    n_estimators: int = Field(150, gt=0)
+    learning_rate: float = Field(0.07, gt=0, le=1)
     num_leaves: int = Field(31, ge=2)
     min_child_samples: int = Field(20, ge=1)
     random_state: int = 0

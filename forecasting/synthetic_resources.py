@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecasting.contract import TABLES
 from forecasting.synthetic_sites import SEGMENTS, SiteSpec
 
 MAX_SHARE_OF_MEAN_LOAD = 0.30
@@ -237,16 +238,5 @@ def resources_frame(resources: list[Resource]) -> pd.DataFrame:
             }
             for r in resources
         ],
-        columns=[
-            "resource_id",
-            "customer_id",
-            "name",
-            "level",
-            "capacity_kw",
-            "response_minutes",
-            "min_notice_minutes",
-            "max_duration_minutes",
-            "cost_cny_per_mwh",
-            "requires_approval",
-        ],
+        columns=[*TABLES["resources"].required, *TABLES["resources"].optional],
     )

@@ -15,6 +15,7 @@ import pvlib
 import pytest
 
 from forecasting.calendar import day_type, spring_festival
+from forecasting.contract import TABLES
 from forecasting.synthetic import (
     generate_portfolio,
     generate_portfolio_frames,
@@ -28,60 +29,10 @@ START, END = "2025-01-01", "2025-03-02"
 N_DAYS = 60
 TZ = "Asia/Shanghai"
 
-# Columns of ../shared/DATA_FORMAT.md (version 1): (required, optional) per table.
-CONTRACT = {
-    "sites": (
-        {"site_id", "kind", "timezone"},
-        {
-            "latitude_deg",
-            "longitude_deg",
-            "capacity_kw",
-            "customer_id",
-            "tilt_deg",
-            "azimuth_deg",
-            "hub_height_m",
-            "turbine_type",
-            "holiday_country",
-        },
-    ),
-    "measurements": ({"site_id", "timestamp"}, {"load_kw", "pv_power_kw", "wind_power_kw"}),
-    "weather": (
-        {"site_id", "timestamp"},
-        {
-            "issue_time",
-            "temp_air_c",
-            "relative_humidity_pct",
-            "pressure_hpa",
-            "cloud_cover_frac",
-            "ghi_wm2",
-            "dni_wm2",
-            "dhi_wm2",
-            "precipitation_mm",
-            "wind_speed_10m_mps",
-            "wind_dir_10m_deg",
-            "wind_speed_100m_mps",
-            "wind_dir_100m_deg",
-        },
-    ),
-    "prices": ({"timestamp", "price_cny_per_mwh"}, {"issue_time", "market"}),
-    "events": (
-        {"event_id", "customer_id", "event_type", "notice_time", "start", "end", "target_kw"},
-        {"compensation_cny_per_mw", "actual_kw"},
-    ),
-    "resources": (
-        {
-            "resource_id",
-            "customer_id",
-            "name",
-            "level",
-            "capacity_kw",
-            "response_minutes",
-            "min_notice_minutes",
-            "max_duration_minutes",
-        },
-        {"cost_cny_per_mwh", "requires_approval"},
-    ),
-}
+# Columns of ../shared/DATA_FORMAT.md (version 1) as forecasting.contract declares them:
+# (required, optional) per table; the generator writes prices in CNY.
+CONTRACT = {name: (set(spec.required), set(spec.optional)) for name, spec in TABLES.items()}
+CONTRACT["prices"][0].add("price_cny_per_mwh")
 EXTRA_COLUMNS = {"sites": {"segment"}}  # documented extension of the synthetic data
 EVENT_TYPES = {
     "annual",

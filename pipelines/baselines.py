@@ -44,11 +44,11 @@ from pipelines.baseline_eval import (
 )
 from pipelines.mlflow_model import pip_requirements
 from pipelines.tracking import (
-    CHALLENGER,
     CHAMPION,
     champion_version,
     ensure_experiment,
     experiment_name,
+    promote,
     tracking_session,
 )
 
@@ -235,17 +235,11 @@ def log_and_register(client, data: EvalDataset, result: BaselineTrainResult,
                                        input_example=example, pip_requirements=pip_requirements(),
                                        registered_model_name=name)
         version = str(info.registered_model_version)
-        new = result.metrics.get("cvrmse", np.inf)
         old = champion_scores["cvrmse"] if champion_scores else None
-        promote = old is None or not np.isfinite(old) or new < old
-        alias = CHAMPION if promote else CHALLENGER
-        client.set_registered_model_alias(name, alias, version)
-        reason = ("first model" if old is None else
-                  f"CV(RMSE) {new:.4g} vs champion v{previous.version} {old:.4g} on the same "
-                  "held-out placebo events")
-        client.set_model_version_tag(name, version, "promotion", f"{alias}: {reason}")
-        client.set_model_version_tag(name, version, "holdout_cvrmse", f"{new:.6g}")
-        mlflow.set_tag("promotion", f"{alias}: {reason}")
+        alias, reason = promote(client, name, version, "cvrmse",
+                                result.metrics.get("cvrmse", np.inf), old,
+                                previous.version if old is not None else None,
+                                "the same held-out placebo events")
         log.info("%s v%s -> %s (%s)", name, version, alias, reason)
         return {"name": name, "version": version, "alias": alias, "reason": reason,
                 "run_id": run.info.run_id, "metrics": result.metrics,

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 import mlflow
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -119,3 +120,21 @@ def champion_version(client: MlflowClient, name: str):
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
+
+
+def promote(client: MlflowClient, name: str, version: str, metric: str, new: float,
+            old: float | None, old_version: str | None, window: str) -> tuple[str, str]:
+    """Champion/challenger: ``version`` becomes champion if there is none or if its ``metric``
+    (lower is better) beats the champion's on the same held-out ``window``.
+
+    Sets the alias, tags the version and the active run; returns (alias, reason).
+    """
+    promoted = old is None or not np.isfinite(old) or new < old
+    alias = CHAMPION if promoted else CHALLENGER
+    client.set_registered_model_alias(name, alias, version)
+    reason = ("first model" if old is None else
+              f"{metric} {new:.4g} vs champion v{old_version} {old:.4g} on {window}")
+    client.set_model_version_tag(name, version, "promotion", f"{alias}: {reason}")
+    client.set_model_version_tag(name, version, f"holdout_{metric}", f"{new:.6g}")
+    mlflow.set_tag("promotion", f"{alias}: {reason}")
+    return alias, reason

@@ -37,11 +37,10 @@ from pipelines.evaluation import (
 from pipelines.mlflow_model import ForecasterModel, pip_requirements
 from pipelines.registry import ModelRegistry
 from pipelines.tracking import (
-    CHALLENGER,
-    CHAMPION,
     champion_version,
     ensure_experiment,
     experiment_name,
+    promote,
     registered_name,
     tracking_session,
 )
@@ -164,17 +163,11 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
             input_example=X.head(3), pip_requirements=pip_requirements(),
             registered_model_name=name)
         version = str(info.registered_model_version)
-        new = result.metrics.get("mean_pinball", np.inf)
-        old = champion_scores["mean_pinball"] if champion_scores else None
-        promote = old is None or not np.isfinite(old) or new < old
-        alias = CHAMPION if promote else CHALLENGER
-        client.set_registered_model_alias(name, alias, version)
-        reason = ("first model" if champion_scores is None else
-                  f"mean pinball {new:.4g} vs champion v{champion_scores['version']} {old:.4g} "
-                  "on the same held-out window")
-        client.set_model_version_tag(name, version, "promotion", f"{alias}: {reason}")
-        client.set_model_version_tag(name, version, "holdout_mean_pinball", f"{new:.6g}")
-        mlflow.set_tag("promotion", f"{alias}: {reason}")
+        alias, reason = promote(
+            client, name, version, "mean_pinball", result.metrics.get("mean_pinball", np.inf),
+            champion_scores["mean_pinball"] if champion_scores else None,
+            champion_scores["version"] if champion_scores else None,
+            "the same held-out window")
         log.info("%s v%s -> %s (%s)", name, version, alias, reason)
         return {"name": name, "version": version, "alias": alias, "reason": reason,
                 "run_id": run.info.run_id, "metrics": result.metrics}

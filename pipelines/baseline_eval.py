@@ -155,7 +155,8 @@ def draw_placebo_events(data: EvalDataset, config: PlaceboConfig) -> pd.DataFram
     return frame.sort_values(["start", "customer_id"], ignore_index=True)
 
 
-def _interval_rows(cid, event_no, method, frame: pd.DataFrame, actual: pd.Series) -> dict:
+def interval_rows(cid, event_no, method, frame: pd.DataFrame, actual: pd.Series) -> dict:
+    """Columns of ``EvalResult.intervals`` for one baseline ``frame`` (``baseline_kw`` ...)."""
     a = actual.reindex(frame.index).to_numpy(dtype=float)
     out = {"customer_id": cid, "event_no": event_no, "method": method,
            "timestamp": frame.index, "actual_kw": a,
@@ -202,7 +203,7 @@ def evaluate_core(data: EvalDataset, config: PlaceboConfig | None = None,
                 failures.append({"customer_id": ev.customer_id, "start": ev.start,
                                  "method": m, "reason": str(err)})
                 continue
-            parts.append(_interval_rows(ev.customer_id, i, m, frame, actual))
+            parts.append(interval_rows(ev.customer_id, i, m, frame, actual))
         if progress:
             progress("rules", i + 1, total)
     seconds["rules"] = time.perf_counter() - t0
@@ -247,7 +248,7 @@ def evaluate_core(data: EvalDataset, config: PlaceboConfig | None = None,
                         failures.append({"customer_id": ev.customer_id, "start": ev.start,
                                          "method": m, "reason": str(err)})
                         continue
-                    parts.append(_interval_rows(ev.customer_id, int(ev.Index), m, frame,
+                    parts.append(interval_rows(ev.customer_id, int(ev.Index), m, frame,
                                                 loads[ev.customer_id]))
                 done += 1
                 if progress:
@@ -288,7 +289,7 @@ def score_on_events(models: dict[str, object], loads: dict[str, pd.Series],
             except DataError as err:  # no pool, no reading: scored without this event
                 log.info("%s %s %s: %s", label, ev.customer_id, ev.start, err)
                 continue
-            parts.append(_interval_rows(ev.customer_id, i, label, frame,
+            parts.append(interval_rows(ev.customer_id, i, label, frame,
                                         loads[ev.customer_id]))
     if not parts:
         raise InsufficientDataError("no method could compute a baseline on these events")

@@ -233,6 +233,8 @@ class MLBaseline(BaselineEstimator):
     adjustment_window_minutes, adjustment_gap_minutes : the window before the notice used by
         the day-of features and the adjustment (180 min ending 60 min before the notice).
     max_training_days : history used for training, counted back from the training end (365).
+    min_training_days : fewest days with non-event readings before the training end that a
+        customer needs (14: two weeks give the similar-day level its five working days).
     max_training_rows : random subsample of training rows above this (300,000).
     random_state : seed of LightGBM's bagging and the subsample.
     """
@@ -249,7 +251,7 @@ class MLBaseline(BaselineEstimator):
                  adjustment: str | None = None, adjustment_cap: float | None = 0.2,
                  adjustment_window_minutes: int = 180, adjustment_gap_minutes: int = 60,
                  max_training_days: int | None = 365, max_training_rows: int = 300_000,
-                 random_state: int = 0):
+                 min_training_days: int = 14, random_state: int = 0):
         self.quantiles = quantiles
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -270,6 +272,7 @@ class MLBaseline(BaselineEstimator):
         self.adjustment_gap_minutes = adjustment_gap_minutes
         self.max_training_days = max_training_days
         self.max_training_rows = max_training_rows
+        self.min_training_days = min_training_days
         self.random_state = random_state
 
     # -- configuration ---------------------------------------------------------------------
@@ -373,12 +376,18 @@ class MLBaseline(BaselineEstimator):
             raise InsufficientDataError(
                 f"customer {cid}: no non-event readings before the training end {end}; the ML "
                 "baseline needs history")
+        n_days = int(pd.Index(local_days[~pd.Index(local_days).isin(list(days))]).nunique())
+        if n_days < self.min_training_days:
+            raise InsufficientDataError(
+                f"customer {cid}: {n_days} day(s) of non-event readings before the training "
+                f"end {end}, the ML baseline needs at least {self.min_training_days} "
+                "(min_training_days); use a rule baseline or give more history")
         scale = float(train.abs().mean())
         if scale <= 0:
             raise DataError(f"customer {cid}: load is zero throughout the training window")
         return _Customer(code, matrix, pools, ev, days,
                          temperature_series(weather, f"weather of customer {cid}"), scale,
-                         int(pd.Index(local_days).nunique()), bool(train.min() >= 0))
+                         n_days, bool(train.min() >= 0))
 
     def _training_rows(self, end):
         """Feature rows of every customer's non-event readings before ``end``.

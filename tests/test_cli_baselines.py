@@ -1,0 +1,63 @@
+"""``vpp baseline-train`` end to end: a portfolio on disk, a real MLflow sqlite store."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli_baselines import app
+from tests.factories import write_portfolio
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def portfolio_dir(tmp_path_factory):
+    return write_portfolio(tmp_path_factory.mktemp("baseline_cli"), days=75)
+
+
+def test_baseline_train_registers_champion_then_challenger(portfolio_dir, mlflow_uri):
+    args = ["baseline-train", "--data", str(portfolio_dir), "--holdout-days", "14"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "baseline-cx v1 -> champion (first model)" in first.output
+    assert "held-out CV(RMSE)" in first.output and "similar_days" in first.output
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "baseline-cx v2 -> challenger" in second.output
+
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    champion = client.get_model_version_by_alias("baseline-cx", "champion")
+    challenger = client.get_model_version_by_alias("baseline-cx", "challenger")
+    assert (int(champion.version), int(challenger.version)) == (1, 2)
+    run = client.get_run(champion.run_id)
+    assert run.data.metrics["holdout_cvrmse"] > 0
+    assert client.get_experiment(run.info.experiment_id).name == "vpp-baseline"
+
+
+def test_baseline_train_refuses_an_unknown_customer(portfolio_dir, mlflow_uri):
+    result = CliRunner().invoke(app, ["baseline-train", "--data", str(portfolio_dir),
+                                      "--customers", "nobody"])
+    assert result.exit_code == 2
+    assert "unknown customer 'nobody'" in result.output and "cx" in result.output
+
+
+def test_baseline_train_without_enough_history_says_so(tmp_path, mlflow_uri):
+    short = write_portfolio(tmp_path / "short", days=20)
+    result = CliRunner().invoke(app, ["baseline-train", "--data", str(short),
+                                      "--holdout-days", "14"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "customer cx: 5 day(s) of non-event readings" in said
+    assert "at least 14 (min_training_days)" in said
+
+
+def test_baseline_train_with_an_unreachable_tracking_server(portfolio_dir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    result = CliRunner().invoke(app, ["baseline-train", "--data", str(portfolio_dir),
+                                      "--holdout-days", "14"])
+    assert result.exit_code == 2
+    assert "127.0.0.1:9" in result.output

@@ -32,13 +32,16 @@ import pandas as pd
 
 from benchmarks.adapters import citylearn, eemeter
 from pipelines.baseline_eval import (
+    ORACLE,
     RULE_FACTORIES,
     EvalDataset,
     PlaceboConfig,
     dataset_from_portfolio,
     evaluate_core,
     ml_target_check,
+    oracle_window_mean,
     savings_recovery,
+    summarise,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,10 +61,16 @@ def show(title: str, frame: pd.DataFrame, name: str) -> None:
     frame.to_csv(OUT / f"{name}.csv")
 
 
+# (data, config, result) of every placebo run, reused by the OpenDSM comparison
+PLACEBO_RUNS: list[tuple] = []
+
+
 def placebo(data: EvalDataset, config: PlaceboConfig) -> dict:
     t0 = time.perf_counter()
     result = evaluate_core(data, config)
-    summary = result.summary.reindex(columns=COLUMNS)
+    PLACEBO_RUNS.append((data, config, result))
+    oracle = summarise(oracle_window_mean(result.intervals), config.injected_reduction_ratio)
+    summary = pd.concat([result.summary, oracle]).reindex(columns=COLUMNS)
     show(f"{data.name}: placebo events ({len(result.events)} events, "
          f"{time.perf_counter() - t0:.0f} s)", summary, f"placebo_{data.name}")
     check = ml_target_check(result.summary)
@@ -69,10 +78,14 @@ def placebo(data: EvalDataset, config: PlaceboConfig) -> dict:
           f"(target <= 0.8: {'met' if check['meets_cvrmse'] else 'NOT met'}); ML NMBE "
           f"{check['ml_nmbe']:+.2%} (target |NMBE| <= 2%: "
           f"{'met' if check['meets_nmbe'] else 'NOT met'})")
+    floor = float(oracle.loc[ORACLE, "cvrmse"])
+    print(f"yardstick: an oracle knowing each window's true mean load scores CV(RMSE) "
+          f"{floor:.3f} ({floor / check['best_rule_cvrmse']:.2f} x the best rule): the "
+          "fluctuation inside the windows that no level estimate removes")
     if not result.failures.empty:
         print(f"{len(result.failures)} baseline(s) could not be computed:",
               result.failures.groupby("method").size().to_dict())
-    return {"dataset": data.name, **check}
+    return {"dataset": data.name, **check, "oracle_window_mean_cvrmse": floor}
 
 
 def run_citylearn(config: PlaceboConfig) -> list[dict]:
@@ -232,8 +245,11 @@ def run_speed(n_customers: int = 1000, days: int = 60) -> None:
          pd.DataFrame(rows).set_index("method"), "speed")
 
 
-def run_opendsm() -> None:  # defined below (kept last: it manages its own venv)
-    _run_opendsm()
+def run_opendsm(results: list | None = None) -> None:
+    """OpenDSM's CalTRACK hourly beside ours (benchmarks.opendsm_reference, its own venv)."""
+    from benchmarks import opendsm_reference
+
+    opendsm_reference.main([], results=results)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -259,106 +275,12 @@ def main(argv: list[str] | None = None) -> None:
     if "speed" in sections:
         run_speed()
     if "opendsm" in sections:
-        run_opendsm()
+        run_opendsm(PLACEBO_RUNS or None)
     if checks:
         show("ML baseline target (CV(RMSE) <= 0.8 x best rule, |NMBE| <= 2 %)",
              pd.DataFrame(checks).set_index("dataset"), "targets")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s; CSVs in {OUT}")
 
-
-
-# -- OpenDSM reference (separate venv; the service never imports it) -----------------------
-OPENDSM_VENV = ROOT / "var" / "opendsm-venv"  # git-ignored (var/)
-OPENDSM_PINS = ("opendsm==1.2.7", "multimethod<2.0")
-OPENDSM_SCRIPT = r"""
-import copy, json, sys
-import pandas as pd
-from opendsm.eemeter.models.hourly_caltrack.data import HourlyBaselineData, HourlyReportingData
-from opendsm.eemeter.models.hourly_caltrack.wrapper import HourlyModel
-
-root, names = sys.argv[1], sys.argv[2].split(",")
-meta = json.load(open(f"{root}/metadata.json"))
-out = {}
-for name in names:
-    m = meta[name]
-    raw = pd.read_csv(f"{root}/{m['meter_data_filename']}")
-    meter = pd.Series(raw["value"].to_numpy(), name="observed",
-                      index=pd.to_datetime(raw["start"], utc=True)).tz_convert("America/Chicago")
-    raw = pd.read_csv(f"{root}/{m['temperature_filename']}")
-    temp = pd.Series(raw["tempF"].to_numpy(), name="temperature",
-                     index=pd.to_datetime(raw["dt"], utc=True)).tz_convert("America/Chicago")
-    b_end = pd.Timestamp(m["blackout_start_date"], tz="America/Chicago")
-    r_start = pd.Timestamp(m["blackout_end_date"], tz="America/Chicago")
-    b_start = b_end - pd.Timedelta(days=365)
-    bm = meter[(meter.index >= b_start) & (meter.index < b_end)]
-    bt = temp[(temp.index >= b_start) & (temp.index < b_end)]
-    rm = meter[meter.index >= r_start]
-    rt = temp[(temp.index >= r_start) & (temp.index <= rm.index.max())]
-    model = HourlyModel().fit(HourlyBaselineData.from_series(bm, bt, is_electricity_data=True))
-    # predict mutates the model: predict on a copy
-    pred = copy.deepcopy(model).predict(
-        HourlyReportingData.from_series(rm, rt, is_electricity_data=True))
-    ok = pred["observed"].notna() & pred["predicted"].notna()
-    out[name] = {"saving": 1 - pred.loc[ok, "observed"].sum() / pred.loc[ok, "predicted"].sum(),
-                 "hours": int(ok.sum())}
-print("OPENDSM_JSON " + json.dumps(out))
-"""
-
-
-def _opendsm_python() -> Path | None:
-    """The reference venv's python, created with uv (pinned opendsm) when absent."""
-    import shutil
-    import subprocess
-    import sys
-
-    python = OPENDSM_VENV / "bin" / "python"
-    if python.exists():
-        return python
-    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-    try:
-        subprocess.run([uv, "venv", "-q", str(OPENDSM_VENV), "--python", "3.11"], check=True)
-        subprocess.run([uv, "pip", "install", "-q", "--python", str(python), *OPENDSM_PINS],
-                       check=True)
-    except (OSError, subprocess.CalledProcessError) as err:
-        print(f"OpenDSM reference skipped: could not create {OPENDSM_VENV} with "
-              f"{' '.join(OPENDSM_PINS)} ({err}); it needs the package index (offline?)")
-        return None
-    return python
-
-
-def _run_opendsm() -> None:
-    """CalTRACK hourly (OpenDSM) vs our ML baseline: saving on the Illinois meters."""
-    import json
-    import subprocess
-    import tempfile
-
-    python = _opendsm_python()
-    if python is None:
-        return
-    root = eemeter.data_dir()
-    names = [c["name"] for c in eemeter.savings_cases()]
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
-        fh.write(OPENDSM_SCRIPT)
-    t0 = time.perf_counter()
-    run = subprocess.run([str(python), fh.name, str(root), ",".join(names)],
-                         check=False, capture_output=True, text=True)
-    Path(fh.name).unlink()
-    line = [x for x in run.stdout.splitlines() if x.startswith("OPENDSM_JSON ")]
-    if run.returncode or not line:
-        print("OpenDSM reference failed:", run.stderr[-2000:])
-        return
-    ref = json.loads(line[0].removeprefix("OPENDSM_JSON "))
-    rows = []
-    for case in eemeter.savings_cases():
-        ours = savings_recovery(case["load"], case["weather"], case["timezone"],
-                                case["holiday_country"], case["baseline_end"],
-                                case["reporting_start"])["saving_ratio"]
-        rows.append({"meter": case["name"], "known_saving": case["known_saving"],
-                     "caltrack_hourly_opendsm": ref[case["name"]]["saving"],
-                     "ml_baseline": ours})
-    show(f"eemeter Illinois: saving, OpenDSM CalTRACK hourly ({' '.join(OPENDSM_PINS)}) vs our "
-         f"ML baseline ({time.perf_counter() - t0:.0f} s)", pd.DataFrame(rows).set_index("meter"),
-         "opendsm_reference")
 
 
 if __name__ == "__main__":

@@ -329,6 +329,26 @@ def summarise(intervals: pd.DataFrame, injected_reduction_ratio: float = 0.15) -
     return pd.DataFrame(rows).set_index("method")
 
 
+ORACLE = "oracle_window_mean"
+
+
+def oracle_window_mean(intervals: pd.DataFrame) -> pd.DataFrame:
+    """Interval rows of an *oracle* that knows each event window's true mean load.
+
+    Not a baseline (it reads the metered load in the window): its CV(RMSE) is the error left
+    by the fluctuations inside the windows alone, a yardstick for how much of a data set's
+    error any level-predicting baseline can remove. Scored under the method ``ORACLE``.
+    """
+    first = intervals.drop_duplicates(["event_no", "timestamp"])
+    mean = first.groupby("event_no")["actual_kw"].transform("mean")
+    out = first[["customer_id", "event_no", "timestamp", "actual_kw"]].copy()
+    out.insert(2, "method", ORACLE)
+    out["baseline_kw"] = mean.to_numpy()
+    out["baseline_p10_kw"] = np.nan
+    out["baseline_p90_kw"] = np.nan
+    return out.reset_index(drop=True)
+
+
 def ml_target_check(summary: pd.DataFrame, ml_method: str = "ml", ratio: float = 0.8,
                     max_abs_nmbe: float = 0.02) -> dict:
     """Does ``ml_method`` reach CVRMSE <= ratio x the best rule's with |NMBE| <= 2 %?"""

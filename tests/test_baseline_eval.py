@@ -13,11 +13,13 @@ from typer.testing import CliRunner
 from forecasting.calendar import is_working_day
 from forecasting.errors import InsufficientDataError
 from pipelines.baseline_eval import (
+    ORACLE,
     EvalDataset,
     PlaceboConfig,
     draw_placebo_events,
     evaluate_core,
     ml_target_check,
+    oracle_window_mean,
     summarise,
 )
 
@@ -69,6 +71,19 @@ def test_summary_scores_by_hand():
     # injected reductions 20 and 40 kW-intervals; errors +20 and +20 -> 40 / 60
     assert s["reduction_wape"] == pytest.approx(40 / 60)
     assert s["reduction_bias"] == pytest.approx(40 / 60)
+
+
+def test_oracle_window_mean_by_hand():
+    # two methods over the same event: the oracle appears once, as the window's mean load
+    ts = pd.date_range("2025-01-01", periods=2, freq="15min", tz="UTC")
+    rows = pd.concat([pd.DataFrame({
+        "customer_id": "a", "event_no": 0, "method": m, "timestamp": ts,
+        "actual_kw": [90.0, 110.0], "baseline_kw": [0.0, 0.0], "baseline_p10_kw": np.nan,
+        "baseline_p90_kw": np.nan}) for m in ("m1", "m2")], ignore_index=True)
+    oracle = oracle_window_mean(rows)
+    assert list(oracle["baseline_kw"]) == [100.0, 100.0]
+    assert set(oracle["method"]) == {ORACLE}
+    assert summarise(oracle).loc[ORACLE, "cvrmse"] == pytest.approx(10 / 100)
 
 
 def test_evaluate_core_rules_on_flat_load_are_nearly_exact():

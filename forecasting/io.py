@@ -33,7 +33,7 @@ def read_table(path: Path) -> pd.DataFrame:
     name = path.name
     if name.endswith(".parquet"):
         return pd.read_parquet(path)
-    if name.endswith(".csv") or name.endswith(".csv.gz"):
+    if name.endswith((".csv", ".csv.gz")):
         table = name.split(".")[0]
         ts_cols = TABLES[table].timestamp_columns if table in TABLES else ()
         dtypes = {c: "string" for c in (*ts_cols, "site_id", "customer_id", "event_id",

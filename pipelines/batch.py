@@ -28,7 +28,7 @@ def _fit(data, config: TrainingConfig):
     t0 = time.perf_counter()
     try:
         return train_core(data, config)
-    except Exception as err:  # reported per site by the driver; the batch goes on
+    except Exception as err:  # noqa: BLE001 - reported per site by the driver; the batch goes on
         return {"site_id": data.site.site_id, "error": f"{type(err).__name__}: {err}",
                 "traceback": traceback.format_exc(), "seconds": time.perf_counter() - t0}
 
@@ -119,7 +119,7 @@ def forecast_many(portfolio: Portfolio, site_ids: list[str], issue_time, horizon
             model = registry.champion(site.kind, sid)
             frames.append(forecast_core(model, portfolio.site_data(sid), issue, start, end,
                                         quantiles))
-        except Exception as err:  # report the site, go on with the rest
+        except Exception as err:  # noqa: BLE001 - report the site, go on with the rest
             log.error("site %s: %s: %s", sid, type(err).__name__, err)
             failures.append({"site_id": sid, "error": f"{type(err).__name__}: {err}"})
         if on_done:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -31,12 +32,13 @@ app = typer.Typer(help="VPP forecasting and baseline service: data, training, fo
 console = Console(stderr=True)
 log = logging.getLogger("vpp")
 
-DATA_OPT = typer.Option(..., "--data", help="portfolio directory (DATA_FORMAT.md)",
-                        exists=True, file_okay=False)
+DataOpt = Annotated[Path, typer.Option("--data", help="portfolio directory (DATA_FORMAT.md)",
+                                       exists=True, file_okay=False)]
+ALL_KINDS = ["load", "pv", "wind"]  # default of --kind (click hands the command a new list)
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logs")):
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs")] = False):
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)])
     for noisy in ("alembic", "urllib3", "distributed", "bentoml", "matplotlib"):
@@ -65,10 +67,12 @@ def _quantiles(text: str | None) -> tuple[float, ...] | None:
 
 
 @app.command("sample-data")
-def sample_data(out: Path = typer.Option(..., "--out", help="directory to write"),
-                seed: int = typer.Option(7, help="random seed (same seed, same data)"),
-                start: str = typer.Option("2024-01-01", help="first local day (Asia/Shanghai)"),
-                end: str = typer.Option("2025-07-01", help="day after the last, local")):
+def sample_data(
+    out: Annotated[Path, typer.Option("--out", help="directory to write")],
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 7,
+    start: Annotated[str, typer.Option(help="first local day (Asia/Shanghai)")] = "2024-01-01",
+    end: Annotated[str, typer.Option(help="day after the last, local")] = "2025-07-01",
+):
     """Write the SYNTHETIC sample portfolio (20 C&I customers, 3 PV, 2 wind; demo data)."""
     from forecasting.synthetic import generate_portfolio
 
@@ -79,7 +83,7 @@ def sample_data(out: Path = typer.Option(..., "--out", help="directory to write"
 
 
 @app.command()
-def validate(data: Path = DATA_OPT):
+def validate(data: DataOpt):
     """Read and validate a portfolio; print its sites and any notes (gaps, dropped rows)."""
     try:
         portfolio = read_portfolio(data)
@@ -112,15 +116,19 @@ def _config(quantiles: str | None, holdout_days: float, n_estimators: int | None
 
 
 @app.command()
-def train(data: Path = DATA_OPT,
-          kind: str = typer.Option(..., help="load, pv or wind"),
-          site: str = typer.Option(..., help="site_id from sites.csv"),
-          train_end: str = typer.Option(None, "--train-end",
-                                        help="ISO time with offset; train on measurements "
-                                             "strictly before it (default: all)"),
-          holdout_days: float = typer.Option(14, help="held-out days scored before train end"),
-          quantiles: str = typer.Option(None, help="levels to train, e.g. 0.1,0.5,0.9"),
-          n_estimators: int = typer.Option(None, help="boosting rounds per level")):
+def train(
+    data: DataOpt,
+    kind: Annotated[str, typer.Option(help="load, pv or wind")],
+    site: Annotated[str, typer.Option(help="site_id from sites.csv")],
+    train_end: Annotated[str | None, typer.Option(
+        "--train-end", help="ISO time with offset; train on measurements "
+                            "strictly before it (default: all)")] = None,
+    holdout_days: Annotated[float, typer.Option(
+        help="held-out days scored before train end")] = 14,
+    quantiles: Annotated[str | None, typer.Option(
+        help="levels to train, e.g. 0.1,0.5,0.9")] = None,
+    n_estimators: Annotated[int | None, typer.Option(help="boosting rounds per level")] = None,
+):
     """Train one site's model, log it to MLflow and register it (champion or challenger)."""
     from pipelines.training import train_site
 
@@ -140,16 +148,17 @@ def train(data: Path = DATA_OPT,
 
 
 @app.command("train-all")
-def train_all(data: Path = DATA_OPT,
-              kind: list[str] = typer.Option(["load", "pv", "wind"], help="kinds to train"),
-              workers: int = typer.Option(2, help="parallel Dask worker processes (1 = none)"),
-              scheduler_address: str = typer.Option(None, help="a running Dask scheduler "
-                                                                "(tcp://host:8786) instead of "
-                                                                "local workers"),
-              holdout_days: float = typer.Option(14, help="held-out days per site"),
-              n_estimators: int = typer.Option(None, help="boosting rounds per level"),
-              skip_trained: bool = typer.Option(False, help="skip sites that already have a "
-                                                             "champion (fast restarts)")):
+def train_all(
+    data: DataOpt,
+    kind: Annotated[list[str], typer.Option(help="kinds to train")] = ALL_KINDS,
+    workers: Annotated[int, typer.Option(help="parallel Dask worker processes (1 = none)")] = 2,
+    scheduler_address: Annotated[str | None, typer.Option(
+        help="a running Dask scheduler (tcp://host:8786) instead of local workers")] = None,
+    holdout_days: Annotated[float, typer.Option(help="held-out days per site")] = 14,
+    n_estimators: Annotated[int | None, typer.Option(help="boosting rounds per level")] = None,
+    skip_trained: Annotated[bool, typer.Option(
+        help="skip sites that already have a champion (fast restarts)")] = False,
+):
     """Train every site of the given kinds; a failing site is reported, the rest go on."""
     from pipelines.batch import train_many, untrained_sites
 
@@ -189,16 +198,18 @@ def train_all(data: Path = DATA_OPT,
 
 
 @app.command()
-def forecast(data: Path = DATA_OPT,
-             kind: str = typer.Option(..., help="load, pv or wind"),
-             site: str = typer.Option(..., help="site_id"),
-             issue_time: str = typer.Option(..., "--issue-time",
-                                            help="ISO time with offset; only data known then "
-                                                 "is used"),
-             start: str = typer.Option(..., help="first interval start, ISO with offset"),
-             end: str = typer.Option(..., help="end of the window (exclusive), ISO"),
-             quantiles: str = typer.Option("0.1,0.5,0.9", help="levels, e.g. 0.1,0.5,0.9"),
-             out: Path = typer.Option(..., "--out", help="CSV file to write")):
+def forecast(
+    *,  # keyword-only, so --out keeps its place after --quantiles in --help
+    data: DataOpt,
+    kind: Annotated[str, typer.Option(help="load, pv or wind")],
+    site: Annotated[str, typer.Option(help="site_id")],
+    issue_time: Annotated[str, typer.Option(
+        "--issue-time", help="ISO time with offset; only data known then is used")],
+    start: Annotated[str, typer.Option(help="first interval start, ISO with offset")],
+    end: Annotated[str, typer.Option(help="end of the window (exclusive), ISO")],
+    quantiles: Annotated[str, typer.Option(help="levels, e.g. 0.1,0.5,0.9")] = "0.1,0.5,0.9",
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write")],
+):
     """Forecast with the site's champion model and write the forecast output format."""
     from pipelines.forecasting import forecast_site, write_forecast_csv
 
@@ -212,15 +223,17 @@ def forecast(data: Path = DATA_OPT,
 
 
 @app.command("batch-forecast")
-def batch_forecast(data: Path = DATA_OPT,
-                   issue_time: str = typer.Option("now", "--issue-time",
-                                                  help="ISO time with offset, or 'now'"),
-                   horizon: str = typer.Option("day_ahead",
-                                               help="intraday, day_ahead or d_plus_2"),
-                   kind: list[str] = typer.Option(["load", "pv", "wind"], help="kinds"),
-                   quantiles: str = typer.Option("0.1,0.5,0.9", help="levels"),
-                   out: Path = typer.Option(..., "--out", help="directory for the CSV and "
-                                                               "the failure report")):
+def batch_forecast(
+    *,  # keyword-only, so --out keeps its place last in --help
+    data: DataOpt,
+    issue_time: Annotated[str, typer.Option(
+        "--issue-time", help="ISO time with offset, or 'now'")] = "now",
+    horizon: Annotated[str, typer.Option(help="intraday, day_ahead or d_plus_2")] = "day_ahead",
+    kind: Annotated[list[str], typer.Option(help="kinds")] = ALL_KINDS,
+    quantiles: Annotated[str, typer.Option(help="levels")] = "0.1,0.5,0.9",
+    out: Annotated[Path, typer.Option(
+        "--out", help="directory for the CSV and the failure report")],
+):
     """Nightly batch: forecast every site with its champion; failing sites are reported.
 
     Writes ``forecasts_<issue>.csv`` (output format, UTC offsets) and, when a site fails,
@@ -257,9 +270,11 @@ def batch_forecast(data: Path = DATA_OPT,
 
 
 @app.command()
-def serve(data: Path = DATA_OPT,
-          host: str = typer.Option("127.0.0.1", help="interface to listen on"),
-          port: int = typer.Option(3000, help="HTTP port")):
+def serve(
+    data: DataOpt,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
+):
     """Serve the BentoML API (POST /forecast ...) over the portfolio and the registry."""
     env = {**os.environ, "VPP_DATA_DIR": str(data.resolve()),
            "MLFLOW_TRACKING_URI": tracking_uri(), "OMP_NUM_THREADS": "1"}
@@ -270,8 +285,8 @@ def serve(data: Path = DATA_OPT,
              f"  browse it: .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}"]
     if example:
         lines += ["example request (once the server says it is ready):",
-                  f"  curl -s -X POST {base}/forecast -H 'Content-Type: application/json' "
-                  f"-d '{example}'"]
+                  (f"  curl -s -X POST {base}/forecast -H 'Content-Type: application/json' "
+                   f"-d '{example}'")]
     print("\n".join(lines), file=sys.stderr, flush=True)  # plain: no wrapping, copy-pastable
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:VPPService", "--host", host,
            "--port", str(port)]
@@ -290,8 +305,8 @@ def _example_request(data: Path) -> str | None:
     last = portfolio.measurements.loc[portfolio.measurements["site_id"] == site.site_id,
                                       "timestamp"].max().tz_convert(site.timezone)
     issue = last.normalize() - pd.Timedelta(hours=12)
-    return ('{"site_id": "%s", "issue_time": "%s", "horizon": "day_ahead"}'
-            % (site.site_id, issue.isoformat()))
+    return (f'{{"site_id": "{site.site_id}", "issue_time": "{issue.isoformat()}", '
+            f'"horizon": "day_ahead"}}')
 
 
 def _mount_optional() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from pipelines.evaluation import quantile_columns  # noqa: E402
+from pipelines.evaluation import quantile_columns
 
 
 def forecast_vs_actual(scored: pd.DataFrame, timezone: str, title: str, max_days: int = 7):

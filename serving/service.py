@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -31,6 +31,9 @@ from starlette.responses import JSONResponse
 
 from forecasting.errors import DataError, ModelNotFoundError, StaleDataError, UnknownSiteError
 from forecasting.portfolio import Portfolio, read_portfolio
+from pipelines.forecasting import forecast_core, horizon_window
+from pipelines.registry import ModelRegistry
+from pipelines.tracking import TrackingUnavailableError
 from serving.baseline_api import (
     BaselineRequest,
     BaselineResponse,
@@ -39,9 +42,6 @@ from serving.baseline_api import (
     handle_baseline,
     handle_measure,
 )
-from pipelines.forecasting import forecast_core, horizon_window
-from pipelines.registry import ModelRegistry
-from pipelines.tracking import TrackingUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class VPPService:
         """Quantile forecast of a site's power (kW) at its resolution."""
         try:
             site = self.portfolio.site(site_id)
-            issue = (pd.Timestamp(datetime.now(timezone.utc)) if issue_time == "now"
+            issue = (pd.Timestamp(datetime.now(UTC)) if issue_time == "now"
                      else pd.Timestamp(issue_time).tz_convert("UTC"))
             if issue_time == "now":
                 issue = issue.floor(f"{site.resolution_minutes}min")

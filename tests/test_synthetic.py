@@ -75,7 +75,8 @@ def _daily_mean(series: pd.Series) -> pd.Series:
 
 
 def test_same_seed_gives_identical_frames_and_other_seed_differs():
-    kwargs = dict(start="2024-07-01", end="2024-07-15", n_customers=4, n_pv=1, n_wind=1)
+    kwargs = {"start": "2024-07-01", "end": "2024-07-15", "n_customers": 4, "n_pv": 1,
+              "n_wind": 1}
     first = generate_portfolio_frames(seed=3, **kwargs)
     again = generate_portfolio_frames(seed=3, **kwargs)
     other = generate_portfolio_frames(seed=4, **kwargs)

@@ -94,9 +94,9 @@ def test_cli_errors_say_what_to_fix(portfolio_dir, mlflow_uri, tmp_path):
 def test_unreachable_tracking_server_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    with pytest.raises(TrackingUnavailableError, match="cannot be reached|unreachable"):
-        with tracking_session("http://127.0.0.1:9"):
-            pass
+    with (pytest.raises(TrackingUnavailableError, match="cannot be reached|unreachable"),
+          tracking_session("http://127.0.0.1:9")):
+        pass
 
 
 def test_batch_forecast_reports_a_failing_site_and_goes_on(portfolio_dir, mlflow_uri, tmp_path):

@@ -94,6 +94,7 @@ class BaselineTrainResult:
     metrics: dict
     rule_metrics: dict
     fit_seconds: float
+    intervals: pd.DataFrame | None = None  # scored held-out rows (ML and reference rules)
 
 
 def registered_baseline_name(customers: list[str]) -> str:
@@ -124,12 +125,12 @@ def train_baseline_core(data: EvalDataset, config: BaselineTrainingConfig | None
             " lengthen holdout_days or give more data")
     loads = {c: s[s.index < end] for c, s in data.loads.items()}
     rules = {m: _rule_factory(m, data, loads) for m in REFERENCE_RULES}
-    summary, _ = score_on_events({"ml": model, **rules}, loads, events)
+    summary, intervals = score_on_events({"ml": model, **rules}, loads, events)
     metrics = summary.loc["ml"].to_dict()
     rule_metrics = {m: summary.loc[m].to_dict() for m in REFERENCE_RULES if m in summary.index}
     name = registered_baseline_name(sorted(data.loads))
     return BaselineTrainResult(name, model, end, holdout_start, events, metrics, rule_metrics,
-                               fit_seconds)
+                               fit_seconds, intervals)
 
 
 def _rule_factory(method: str, data: EvalDataset, loads: dict):
@@ -227,6 +228,7 @@ def log_and_register(client, data: EvalDataset, result: BaselineTrainResult,
         mlflow.log_dict(result.model.feature_importances().to_dict(),
                         "metrics/feature_importance.json")
         mlflow.log_table(result.events.astype(str), "metrics/holdout_events.json")
+        _log_figures(data, result)
         example = result.events.head(2)[["customer_id", "start", "end", "notice_time"]]
         example = example.astype(str)
         wrapped = BaselinePyfunc(_light_copy(result.model))
@@ -244,6 +246,23 @@ def log_and_register(client, data: EvalDataset, result: BaselineTrainResult,
         return {"name": name, "version": version, "alias": alias, "reason": reason,
                 "run_id": run.info.run_id, "metrics": result.metrics,
                 "rule_metrics": result.rule_metrics}
+
+
+def _log_figures(data: EvalDataset, result: BaselineTrainResult) -> None:
+    from pipelines import plots
+
+    gain = result.model.feature_importances()
+    figures = [(plots.feature_importance(gain / gain.sum(),
+                                         f"{result.name}: feature importance"),
+                "plots/feature_importance.png")]
+    if result.intervals is not None and not result.intervals.empty:
+        figures.append((plots.baseline_events(
+            result.intervals, data.timezone,
+            f"{result.name}: held-out placebo events (nobody responded)"),
+            "plots/holdout_placebo_events.png"))
+    for fig, path in figures:
+        mlflow.log_figure(fig, path)
+        plots.plt.close(fig)
 
 
 def train_baselines(portfolio: Portfolio, customers: list[str] | None = None,

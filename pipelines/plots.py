@@ -52,3 +52,37 @@ def metric_by(table: pd.DataFrame, metric: str, title: str):
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def baseline_events(intervals: pd.DataFrame, timezone: str, title: str, max_events: int = 6):
+    """Baselines against the metered load on the first ``max_events`` placebo events.
+
+    ``intervals``: rows as ``pipelines.baseline_eval`` scores them (customer_id, event_no,
+    method, timestamp, actual_kw, baseline_kw and optional baseline_p10_kw/p90_kw).
+    """
+    events = sorted(intervals["event_no"].unique())[:max_events]
+    cols = min(3, len(events)) or 1
+    rows = (len(events) + cols - 1) // cols or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, no in zip(axes.ravel(), events, strict=False):
+        ev = intervals[intervals["event_no"] == no]
+        first = ev[ev["method"] == ev["method"].iloc[0]].sort_values("timestamp")
+        t = pd.DatetimeIndex(first["timestamp"]).tz_convert(timezone)
+        ax.plot(t, first["actual_kw"], color="black", lw=1.5, label="metered")
+        for method, g in ev.groupby("method", sort=False):
+            g = g.sort_values("timestamp")
+            tm = pd.DatetimeIndex(g["timestamp"]).tz_convert(timezone)
+            line = ax.plot(tm, g["baseline_kw"], lw=1, label=method)[0]
+            if "baseline_p10_kw" in g and g["baseline_p10_kw"].notna().all():
+                ax.fill_between(tm, g["baseline_p10_kw"], g["baseline_p90_kw"], alpha=0.15,
+                                color=line.get_color())
+        ax.set_title(f"{first['customer_id'].iloc[0]} {t[0]:%Y-%m-%d %H:%M}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_ylabel("kW", fontsize=8)
+    for ax in axes.ravel()[len(events):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7, loc="best")
+    fig.suptitle(title)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig

@@ -34,6 +34,8 @@ def test_baseline_train_registers_champion_then_challenger(portfolio_dir, mlflow
     run = client.get_run(champion.run_id)
     assert run.data.metrics["holdout_cvrmse"] > 0
     assert client.get_experiment(run.info.experiment_id).name == "vpp-baseline"
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/feature_importance.png", "plots/holdout_placebo_events.png"}
 
 
 def test_baseline_train_refuses_an_unknown_customer(portfolio_dir, mlflow_uri):

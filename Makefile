@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: help install run train batch serve sample-data test test-fast benchmarks lint clean
+.PHONY: help install run train batch serve sample-data test test-fast benchmarks benchmarks-baselines lint clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -54,6 +54,9 @@ test-fast: $(STAMP)  ## unit tests only (no servers, no shared data)
 
 benchmarks: $(STAMP)  ## full accuracy and speed benchmarks on ../shared/data
 	$(BIN)/python -m benchmarks.run_all
+
+benchmarks-baselines: $(STAMP)  ## customer baselines: placebo events, savings, speed, OpenDSM CalTRACK (about an hour)
+	$(BIN)/python -m benchmarks.baselines --opendsm
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

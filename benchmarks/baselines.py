@@ -17,7 +17,8 @@ eemeter        placebo events on the eemeter samples; savings recovery on the Il
 portfolio      placebo events on the synthetic sample portfolio, and the reduction estimated
                for its *real* events against the generator's known response
 speed          baselines of 1,000 customers for one event
-opendsm        (``--opendsm``) OpenDSM's CalTRACK hourly model side by side, in its own venv
+opendsm        (``--opendsm``) OpenDSM's CalTRACK hourly model on the same placebo windows and
+               on the eemeter saving, in its own venv (``benchmarks.opendsm_reference``)
 """
 
 from __future__ import annotations
@@ -258,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
                                            "opendsm"], action="append")
     parser.add_argument("--quick", action="store_true", help="5 events per customer")
     parser.add_argument("--opendsm", action="store_true", help="also run the OpenDSM "
-                        "reference (creates var/opendsm-venv)")
+                        "CalTRACK reference on the same placebo windows (creates "
+                        "var/opendsm-venv from benchmarks/opendsm/requirements.lock)")
     args = parser.parse_args(argv)
     config = PlaceboConfig(n_events_per_customer=5 if args.quick else 20)
     sections = args.only or ["citylearn", "eemeter", "portfolio", "speed"]

@@ -1,0 +1,410 @@
+"""Dispatch decomposition: split a VPP instruction into allocations per customer and resource.
+
+``decompose(instruction, resources, reliability, headroom_kw)`` answers "cut 2,000 kW from
+14:00 to 16:00, notice 4 h" with kW per resource, chosen by a mixed-integer programme solved
+by HiGHS (``scipy.optimize.milp``), then scores the plan's chance of meeting the settlement
+threshold by Monte Carlo. ``eligibility`` (``models.dispatch_eligibility``) decides first
+which resources may take part (response level, notice, duration, approval).
+
+Glossary (per eligible resource ``r``; kW are mean power over the window):
+
+- ``x_r`` allocated kW, ``y_r`` 1 if the resource is used; ``cap_r`` = ``capacity_kw``;
+- ``p_r`` = ``p_deliver``: probability that the resource's achievement reaches the settlement
+  threshold (``SettlementRule.min_achievement_ratio``, default 0.8);
+- ``e_r`` = ``expected_achievement``: expected delivered / allocated ratio;
+- ``T`` = ``target_kw``, ``m`` = ``reserve_margin``, ``d`` = window length (h).
+
+MILP::
+
+    minimise   sum_r  c_r x_r + F y_r
+    with       c_r = cost_cny_per_mwh_r * d / 1000 + risk_aversion_cny_per_kw * (1 - p_r)
+    subject to sum_r e_r x_r >= T (1 + m)                      (expected delivery with margin)
+               s cap_r y_r <= x_r <= cap_r y_r,  y_r in {0, 1} (no slivers: s = min share)
+               sum_{r of customer k} x_r <= headroom_kw[k]     (where a headroom is given)
+
+``F`` (``fixed_cost_cny_per_resource``, 1 CNY) is a tie-breaker preferring fewer resources.
+When no plan reaches ``T (1 + m)``, a second MILP maximises ``sum e_r x_r`` and a third
+finds the cheapest plan with that delivery; the plan is returned with ``feasible=False`` and
+``shortfall_kw = T (1 + m) - sum e_r x_r``.
+
+Delivery model of the Monte Carlo (``simulate_achievement``): each used resource, independently,
+delivers its full allocation ``x_r`` with probability ``p_r``, otherwise
+``FAILED_DELIVERY_SHARE * e_r * x_r`` (half of its expected ratio: an assumption, not fitted
+on data). Event achievement = sum of deliveries / ``T``, compared with the rule's threshold.
+Independence between resources is an assumption too (a heat wave hits all customers at once:
+the probability is then optimistic). A success delivers ratio 1, not ``e_r``: the Monte Carlo
+``expected_achievement`` is therefore not ``planned_expected_kw / T`` (two models: the MILP
+plans on ``e_r``, the simulation scores threshold risk on ``p_r``).
+
+Default reliability where none is given (``DEFAULT_P_DELIVER`` 0.8,
+``DEFAULT_EXPECTED_ACHIEVEMENT`` 0.9): a typical demand-response success rate, not a
+measurement; the plan lists every resource that used it in ``assumed_reliability``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_array, diags_array, hstack
+
+from forecasting.errors import DuplicateRowsError, ImpossibleValueError, MissingColumnsError
+from forecasting.settlement import SettlementRule
+from models.dispatch_eligibility import (
+    Instruction,
+    NoEligibleResourceError,
+    ValleyFillingNotImplementedError,
+    check_resources,
+    eligibility,
+    no_eligible_error,
+    shorten,
+)
+
+__all__ = ["DispatchPlan", "DispatchSolverError", "Instruction", "NoEligibleResourceError",
+           "ValleyFillingNotImplementedError", "check_resources", "decompose", "eligibility",
+           "historical_reliability", "simulate_achievement"]
+
+DEFAULT_P_DELIVER = 0.8
+DEFAULT_EXPECTED_ACHIEVEMENT = 0.9
+FAILED_DELIVERY_SHARE = 0.5
+RELIABILITY_COLUMNS = ("p_deliver", "expected_achievement")
+ALLOCATION_COLUMNS = ("resource_id", "customer_id", "name", "level", "allocated_kw",
+                      "capacity_kw", "p_deliver", "expected_achievement", "expected_kw",
+                      "cost_cny")
+
+
+class DispatchSolverError(RuntimeError):
+    """HiGHS ended without a usable answer (neither a plan nor proven infeasibility)."""
+
+
+@dataclass
+class DispatchPlan:
+    """The answer of ``decompose`` (kW: mean power over the window; CNY: energy cost)."""
+
+    instruction: Instruction
+    allocations: pd.DataFrame
+    by_customer: pd.DataFrame
+    excluded: pd.DataFrame
+    target_kw: float
+    required_expected_kw: float
+    planned_expected_kw: float
+    shortfall_kw: float
+    feasible: bool
+    p_meets_threshold: float
+    expected_achievement: float
+    total_cost_cny: float
+    solver_status: str
+    assumed_reliability: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (frames as lists of records, times ISO 8601)."""
+        def records(frame: pd.DataFrame) -> list[dict]:
+            return json.loads(frame.to_json(orient="records"))
+
+        return {
+            "instruction": self.instruction.model_dump(mode="json"),
+            "allocations": records(self.allocations),
+            "by_customer": records(self.by_customer),
+            "excluded": records(self.excluded),
+            **{k: float(getattr(self, k)) for k in (
+                "target_kw", "required_expected_kw", "planned_expected_kw", "shortfall_kw",
+                "p_meets_threshold", "expected_achievement", "total_cost_cny")},
+            "feasible": bool(self.feasible),
+            "solver_status": self.solver_status,
+            "assumed_reliability": list(self.assumed_reliability),
+            "notes": list(self.notes),
+        }
+
+
+def historical_reliability(events: pd.DataFrame, rule: SettlementRule | None = None,
+                           prior_strength: float = 5.0, before=None) -> pd.DataFrame:
+    """Per-customer ``p_deliver`` and ``expected_achievement`` from settled past events.
+
+    Uses events.csv rows with ``actual_kw`` and a reduction target (``target_kw > 0``; valley
+    filling rows are left out), and, if ``before`` is given (tz-aware), only events that had
+    ended by then (no leakage). ``a = actual_kw / target_kw``; a success is
+    ``a >= rule.min_achievement_ratio``. With ``k = prior_strength`` and the portfolio-wide
+    rates over all rows (``p0`` success share, ``a0`` mean achievement), a customer with ``n``
+    events and ``s`` successes gets the posterior means of a Beta(k p0, k (1 - p0)) prior
+    and of a mean shrunk with the same weight::
+
+        p_deliver = (s + k p0) / (n + k)
+        expected_achievement = clip((sum a + k a0) / (n + k), 0, rule.max_paid_achievement_ratio)
+
+    Returns a frame indexed by ``customer_id`` with ``p_deliver``, ``expected_achievement``,
+    ``n_events`` (empty when no event qualifies).
+    """
+    rule = rule or SettlementRule()
+    if prior_strength < 0 or not np.isfinite(prior_strength):
+        raise ValueError(f"prior_strength {prior_strength} must be a finite number >= 0")
+    out = pd.DataFrame({"p_deliver": pd.Series(dtype="float64"),
+                        "expected_achievement": pd.Series(dtype="float64"),
+                        "n_events": pd.Series(dtype="int64")},
+                       index=pd.Index([], name="customer_id", dtype="string"))
+    if events is None or events.empty:
+        return out
+    missing = [c for c in ("customer_id", "target_kw", "actual_kw", "end") if c not in events]
+    if missing:
+        raise MissingColumnsError(f"events: missing column(s) {missing} for the reliability "
+                                   "history", missing)
+    target = pd.to_numeric(events["target_kw"], errors="coerce")
+    actual = pd.to_numeric(events["actual_kw"], errors="coerce")
+    use = (target > 0) & actual.notna()
+    if before is not None:
+        cut = pd.Timestamp(before)
+        if cut.tzinfo is None:
+            raise ValueError(f"before {before} has no UTC offset")
+        use &= pd.to_datetime(events["end"], utc=True) <= cut
+    if not use.any():
+        return out
+    rows = pd.DataFrame({"customer_id": events.loc[use, "customer_id"].astype("string"),
+                         "a": (actual[use] / target[use]).astype("float64")})
+    rows["ok"] = rows["a"] >= rule.min_achievement_ratio
+    p0, a0 = float(rows["ok"].mean()), float(rows["a"].mean())
+    per = rows.groupby("customer_id").agg(n=("a", "size"), s=("ok", "sum"), a=("a", "sum"))
+    k = float(prior_strength)
+    out = pd.DataFrame({
+        "p_deliver": (per["s"] + k * p0) / (per["n"] + k),
+        "expected_achievement": ((per["a"] + k * a0) / (per["n"] + k)).clip(
+            0.0, rule.max_paid_achievement_ratio),
+        "n_events": per["n"].astype("int64"),
+    })
+    out.index.name = "customer_id"
+    return out
+
+
+def simulate_achievement(allocated_kw, p_deliver, expected_achievement, target_kw: float,
+                         threshold: float, n_draws: int = 20_000, seed: int = 0
+                         ) -> tuple[float, float]:
+    """Monte Carlo of the event achievement (delivery model in the module doc).
+
+    Arrays per used resource: ``allocated_kw`` (kW), ``p_deliver`` (0..1),
+    ``expected_achievement`` (ratio). Returns (P(achievement >= threshold), mean
+    achievement), achievement = delivered kW / ``target_kw``. Draws are processed in blocks
+    so memory stays small for many resources; same seed, same answer.
+    """
+    x = np.asarray(allocated_kw, dtype="float64")
+    p = np.asarray(p_deliver, dtype="float64")
+    fail_kw = FAILED_DELIVERY_SHARE * np.asarray(expected_achievement, dtype="float64") * x
+    if x.size == 0:
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    gain = x - fail_kw
+    block = max(1, min(n_draws, 4_000_000 // x.size))
+    hits, total = 0, 0.0
+    for begin in range(0, n_draws, block):
+        size = min(block, n_draws - begin)
+        success = rng.random((size, x.size)) < p
+        achievement = (fail_kw.sum() + success @ gain) / target_kw
+        hits += int(np.count_nonzero(achievement >= threshold))
+        total += float(achievement.sum())
+    return hits / n_draws, total / n_draws
+
+
+def _reliability(table: pd.DataFrame, reliability: pd.DataFrame | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p, e, assumed) per row of ``table``; resource rows win over customer rows."""
+    n = len(table)
+    p, e = np.full(n, np.nan), np.full(n, np.nan)
+    if reliability is not None:
+        rel = reliability
+        if any(name in ("customer_id", "resource_id") for name in rel.index.names):
+            rel = rel.reset_index()
+        missing = [c for c in RELIABILITY_COLUMNS if c not in rel]
+        keys = [c for c in ("customer_id", "resource_id") if c in rel]
+        if missing or not keys:
+            need = missing + ([] if keys else ["customer_id or resource_id"])
+            raise MissingColumnsError(f"reliability: missing column(s) {need}; give "
+                                       "p_deliver and expected_achievement per customer_id "
+                                       "(or resource_id)", need)
+        values = {c: pd.to_numeric(rel[c], errors="coerce").astype("float64")
+                  for c in RELIABILITY_COLUMNS}
+        bad = (values["p_deliver"] < 0) | (values["p_deliver"] > 1) | (
+            values["expected_achievement"] < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ImpossibleValueError(
+                f"reliability row {i}: p_deliver {values['p_deliver'].iloc[i]} must lie in "
+                f"0..1 and expected_achievement {values['expected_achievement'].iloc[i]} be >= 0")
+        rid = (rel["resource_id"].astype("string") if "resource_id" in rel
+               else pd.Series(pd.NA, index=rel.index, dtype="string"))
+        for key, rows in (("customer_id", rid.isna()), ("resource_id", rid.notna())):
+            if key not in rel or not rows.any():
+                continue
+            ids = rel.loc[rows, key].astype("string")
+            if ids.duplicated().any():
+                raise DuplicateRowsError(f"reliability: {key} {ids[ids.duplicated()].iloc[0]} "
+                                         "appears twice")
+            look = table[key].astype("string")
+            for c, arr in (("p_deliver", p), ("expected_achievement", e)):
+                found = look.map(pd.Series(values[c][rows].to_numpy(), index=ids.to_numpy()))
+                found = pd.to_numeric(found, errors="coerce").to_numpy(dtype="float64")
+                arr[:] = np.where(np.isnan(found), arr, found)
+    assumed = np.isnan(p) | np.isnan(e)
+    return (np.where(np.isnan(p), DEFAULT_P_DELIVER, p),
+            np.where(np.isnan(e), DEFAULT_EXPECTED_ACHIEVEMENT, e), assumed)
+
+
+def _headroom(customers: pd.Series, headroom_kw: Mapping[str, float] | None
+              ) -> tuple[csr_array | None, np.ndarray]:
+    """Customer rows (customers x resources, 1 where the resource is the customer's) and
+    their limits (kW), for the customers of ``headroom_kw`` that have eligible resources."""
+    if headroom_kw is None:
+        return None, np.empty(0)
+    limits = {}
+    for cid, limit in dict(headroom_kw).items():
+        try:
+            value = float(limit)
+        except (TypeError, ValueError):
+            value = np.nan
+        if not np.isfinite(value) or value < 0:
+            raise ImpossibleValueError(f"headroom_kw of customer {cid} is {limit!r}; it must be "
+                                       "a number >= 0 kW")
+        limits[str(cid)] = value
+    ids = customers.astype("string").to_numpy(dtype=object)
+    chosen = [cid for cid in limits if (ids == cid).any()]
+    if not chosen:
+        return None, np.empty(0)
+    row_of = {cid: i for i, cid in enumerate(chosen)}
+    cols = np.array([j for j, cid in enumerate(ids) if cid in row_of], dtype=int)
+    rows = np.array([row_of[ids[j]] for j in cols], dtype=int)
+    matrix = csr_array((np.ones(len(cols)), (rows, cols)), shape=(len(chosen), len(ids)))
+    return matrix, np.array([limits[cid] for cid in chosen])
+
+
+def _solve(cost: np.ndarray, fixed: float, expected: np.ndarray, cap: np.ndarray, share: float,
+           headroom: tuple[csr_array | None, np.ndarray], need_kw: float | None,
+           time_limit_s: float):
+    """One HiGHS MILP over z = [x, y] (module doc). ``need_kw=None``: maximise expected
+    delivery instead of minimising cost. Returns scipy's ``OptimizeResult``."""
+    n = len(cap)
+    eye = diags_array(np.ones(n))
+    constraints = [LinearConstraint(hstack([eye, diags_array(-cap)]), -np.inf, 0.0),
+                   LinearConstraint(hstack([eye, diags_array(-share * cap)]), 0.0, np.inf)]
+    if need_kw is not None:
+        constraints.append(LinearConstraint(np.concatenate([expected, np.zeros(n)])[None, :],
+                                            need_kw, np.inf))
+    matrix, limits = headroom
+    if matrix is not None:
+        constraints.append(LinearConstraint(hstack([matrix, csr_array(matrix.shape)]),
+                                            -np.inf, limits))
+    objective = (np.concatenate([-expected, np.zeros(n)]) if need_kw is None
+                 else np.concatenate([cost, np.full(n, fixed)]))
+    return milp(objective, constraints=constraints,
+                integrality=np.concatenate([np.zeros(n), np.ones(n)]),
+                bounds=Bounds(np.zeros(2 * n), np.concatenate([cap, np.ones(n)])),
+                options={"time_limit": time_limit_s, "mip_rel_gap": 1e-6})
+
+
+_STATUS = {0: "optimal", 1: "limit reached (best plan found)", 2: "infeasible",
+           3: "unbounded", 4: "solver error"}
+
+
+def _usable(result) -> bool:
+    return result.status in (0, 1) and result.x is not None
+
+
+def decompose(instruction: Instruction, resources: pd.DataFrame,
+              reliability: pd.DataFrame | None = None,
+              headroom_kw: Mapping[str, float] | None = None,
+              rule: SettlementRule | None = None, *, min_dispatch_share: float = 0.2,
+              fixed_cost_cny_per_resource: float = 1.0, n_draws: int = 20_000, seed: int = 0,
+              time_limit_s: float = 30.0) -> DispatchPlan:
+    """Allocate ``instruction`` over ``resources`` (resources.csv rows) by MILP (module doc).
+
+    ``reliability``: frame keyed (column or index) by ``customer_id`` and/or ``resource_id``
+    (a resource row wins) with ``p_deliver`` (0..1) and ``expected_achievement`` (>= 0);
+    missing values take the defaults and are listed in ``assumed_reliability``.
+    ``headroom_kw``: customer_id -> the most that customer can reduce (kW), e.g. its baseline
+    minus a floor. ``min_dispatch_share``: a used resource takes at least this share of its
+    capacity. ``rule``: the settlement rule whose threshold the Monte Carlo scores.
+
+    Raises ``NoEligibleResourceError`` (reasons listed), ``MissingColumnsError``,
+    ``UnknownValueError``, ``ImpossibleValueError`` for bad inputs; an unreachable target is
+    not an error: the plan comes back with ``feasible=False`` and ``shortfall_kw > 0``.
+    """
+    rule = rule or SettlementRule()
+    if not isinstance(instruction, Instruction):
+        raise TypeError(f"instruction must be an Instruction, got {type(instruction).__name__}")
+    if not 0 <= min_dispatch_share <= 1:
+        raise ValueError(f"min_dispatch_share {min_dispatch_share} must lie in 0..1")
+    table = eligibility(resources, instruction)
+    if not table["eligible"].any():
+        raise no_eligible_error(table)
+    notes: list[str] = []
+    el = table[table["eligible"]].reset_index(drop=True)
+    p, e, assumed = _reliability(el, reliability)
+    assumed_ids = el.loc[assumed, "resource_id"].astype(str).tolist()
+    if assumed_ids:
+        notes.append(f"no reliability for {len(assumed_ids)} resource(s), assumed p_deliver "
+                     f"{DEFAULT_P_DELIVER} and expected_achievement "
+                     f"{DEFAULT_EXPECTED_ACHIEVEMENT}: {shorten(assumed_ids)}")
+    price = el["cost_cny_per_mwh"].to_numpy(dtype="float64")
+    if np.isnan(price).any():
+        notes.append("no cost_cny_per_mwh for "
+                     f"{shorten(el.loc[np.isnan(price), 'resource_id'].astype(str).tolist())}"
+                     ": energy cost taken as 0")
+        price = np.nan_to_num(price, nan=0.0)
+    energy_cny_per_kw = price * (instruction.duration_minutes / 60.0) / 1000.0
+    cost = energy_cny_per_kw + instruction.risk_aversion_cny_per_kw * (1.0 - p)
+    cap = el["capacity_kw"].to_numpy(dtype="float64")
+    headroom = _headroom(el["customer_id"], headroom_kw)
+    need = instruction.required_expected_kw
+    args = (cost, fixed_cost_cny_per_resource, e, cap, min_dispatch_share, headroom)
+    result = _solve(*args, need, time_limit_s)
+    feasible = result.status != 2
+    status = _STATUS.get(result.status, "unknown")
+    if not feasible:
+        best = _solve(*args, None, time_limit_s)
+        if not _usable(best):
+            raise DispatchSolverError(f"HiGHS could not maximise delivery: {best.message}")
+        most = float(e @ best.x[:len(cap)])
+        cheapest = _solve(*args, most * (1 - 1e-9) - 1e-6, time_limit_s)
+        result = cheapest if _usable(cheapest) else best
+        status = f"target infeasible; max-delivery plan {_STATUS.get(result.status, '')}"
+        notes.append(f"eligible resources reach at most {most:.1f} kW expected (capacity, "
+                     f"headroom and min_dispatch_share {min_dispatch_share:g}), below the "
+                     f"required {need:.1f} kW = target x (1 + reserve_margin "
+                     f"{instruction.reserve_margin:g}); the plan maximises expected delivery")
+    if not _usable(result):
+        raise DispatchSolverError(f"HiGHS ended without a plan: {result.message}")
+    if result.status == 1:
+        notes.append(f"HiGHS stopped at its limit ({time_limit_s:g} s): the plan may not be "
+                     "the cheapest")
+    n = len(cap)
+    used = (result.x[n:] > 0.5) & (result.x[:n] > 1e-6)
+    x = np.where(used, np.clip(result.x[:n], 0.0, cap), 0.0)
+    planned = float(e @ x)
+    p_meets, achievement = simulate_achievement(
+        x[used], p[used], e[used], instruction.target_kw, rule.min_achievement_ratio,
+        n_draws=n_draws, seed=seed)
+    alloc = el.loc[used, ["resource_id", "customer_id", "name", "level", "capacity_kw"]].copy()
+    alloc["allocated_kw"] = x[used]
+    alloc["p_deliver"] = p[used]
+    alloc["expected_achievement"] = e[used]
+    alloc["expected_kw"] = e[used] * x[used]
+    alloc["cost_cny"] = energy_cny_per_kw[used] * x[used]
+    alloc = alloc[list(ALLOCATION_COLUMNS)].sort_values(["customer_id", "resource_id"],
+                                                        ignore_index=True)
+    limits = {str(k): float(v) for k, v in dict(headroom_kw or {}).items()}
+    by_customer = (alloc.groupby("customer_id", sort=True)
+                   .agg(allocated_kw=("allocated_kw", "sum"), expected_kw=("expected_kw", "sum"),
+                        cost_cny=("cost_cny", "sum"),
+                        resources=("resource_id", lambda ids: ", ".join(map(str, ids))))
+                   .reset_index())
+    by_customer["headroom_kw"] = by_customer["customer_id"].astype(str).map(limits).astype(
+        "float64")
+    excluded = table.loc[~table["eligible"], ["resource_id", "customer_id", "level", "reason"]]
+    return DispatchPlan(
+        instruction=instruction, allocations=alloc, by_customer=by_customer,
+        excluded=excluded.reset_index(drop=True), target_kw=instruction.target_kw,
+        required_expected_kw=need, planned_expected_kw=planned,
+        shortfall_kw=0.0 if feasible else max(0.0, need - planned), feasible=feasible,
+        p_meets_threshold=p_meets, expected_achievement=achievement,
+        total_cost_cny=float(alloc["cost_cny"].sum()), solver_status=status,
+        assumed_reliability=assumed_ids, notes=notes)

@@ -1,0 +1,193 @@
+"""``vpp response-train`` and ``vpp response-predict`` (mounted into ``pipelines.cli``).
+
+``response-train`` fits the response-likelihood model (will a customer deliver at least the
+settlement threshold of its commitment?), scores it on the latest 25 % of the events beside
+the portfolio base rate and the per-customer historical rate, logs it to MLflow
+(experiment ``vpp-response``) and registers it as ``response-likelihood``.
+``response-predict`` answers p_deliver and the expected achievement per customer for an
+event of the portfolio or a planned one, with what was known at its notice time.
+Data errors end with exit code 2 and a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from forecasting.errors import DataError, ModelNotFoundError
+
+app = typer.Typer(help="Response likelihood of demand-response customers.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console(stderr=True)
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[red]error:[/red] {err}")
+    raise typer.Exit(2)
+
+
+def _help(doc: str) -> str:
+    """A docstring as --help text: paragraphs kept, lines inside a paragraph joined."""
+    paragraphs = [" ".join(line.strip() for line in part.splitlines())
+                  for part in doc.strip().split("\n\n")]
+    return "\n\n".join(paragraphs)
+
+
+def _table(frame: pd.DataFrame, title: str, fmt: dict[str, str] | None = None) -> Table:
+    table = Table(title=title)
+    frame = frame.reset_index()
+    for col in frame.columns:
+        table.add_column(str(col), justify="right")
+    for _, row in frame.iterrows():
+        cells = []
+        for col in frame.columns:
+            v = row[col]
+            if isinstance(v, float):
+                cells.append(format(v, (fmt or {}).get(col, ".3f")) if pd.notna(v) else "")
+            else:
+                cells.append(str(v))
+        table.add_row(*cells)
+    return table
+
+
+def _rule(path: Path | None):
+    from forecasting.settlement import SettlementRule
+
+    return SettlementRule.model_validate_json(path.read_text()) if path else SettlementRule()
+
+
+DataOpt = Annotated[Path, typer.Option(
+    "--data", help="portfolio directory (DATA_FORMAT.md) with events.csv (settled actual_kw) "
+    "and, ideally, resources.csv", exists=True, file_okay=False)]
+RuleOpt = Annotated[Path | None, typer.Option(
+    "--rule", help='JSON of a SettlementRule (e.g. {"min_achievement_ratio": 0.8, '
+    '"max_paid_achievement_ratio": 1.2}); default: the default rule (80 %, cap 120 %)')]
+TestFractionOpt = Annotated[float, typer.Option(
+    "--test-fraction", help="latest share of the events (by start) held out for scoring")]
+
+
+@app.command("response-train")
+def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFractionOpt = 0.25
+                   ) -> None:
+    """Train the response-likelihood model, log it to MLflow (vpp-response), register it.
+
+    A calibrated LightGBM classifier of delivered = achievement >= the rule's threshold and
+    a regressor of the expected achievement, fitted on the earlier events and scored on the
+    latest ones (Brier, log loss, ROC AUC, ECE, MAE of achievement) beside the portfolio
+    base rate and each customer's Beta-shrunk historical rate. Registered as
+    response-likelihood: champion when there is none or when its held-out Brier score beats
+    the champion's on the same events, else challenger.
+    """
+    from forecasting.portfolio import read_portfolio
+    from pipelines.response import ResponseTrainingConfig, metrics_table, train_response
+    from pipelines.tracking import TrackingUnavailableError
+
+    try:
+        settlement_rule = _rule(rule)
+        config = ResponseTrainingConfig(test_fraction=test_fraction)
+        with console.status("training the response-likelihood model"):
+            result, decision = train_response(read_portfolio(data), settlement_rule, config)
+    except (DataError, ValueError, OSError, TrackingUnavailableError) as err:
+        _fail(err)
+    table = metrics_table(result.metrics)
+    table["n"] = table["n"].astype(int)
+    console.print(_table(table, f"held-out: {result.n_test_rows} rows of "
+                         f"{result.n_test_events} events from {result.test_start:%Y-%m-%d} "
+                         f"(trained on {result.n_train_rows} rows; calibration "
+                         f"{result.model.calibration_})"))
+    console.print(f"{decision['name']} v{decision['version']} -> {decision['alias']} "
+                  f"({decision['reason']})")
+
+
+EventOpt = Annotated[str | None, typer.Option(
+    "--event", help="event_id in events.csv (its customers and target_kw)")]
+CustomersOpt = Annotated[str | None, typer.Option(
+    "--customers", help="instead of --event: comma-separated customer ids of a planned event")]
+TimeOpt = Annotated[str | None, typer.Option(help="ISO time with offset "
+                                             "(e.g. 2025-07-01T14:00:00+08:00)")]
+TargetOpt = Annotated[str | None, typer.Option(
+    "--target-kw", help="committed change in kW, one value or one per customer "
+    "(comma-separated; reduction positive, valley filling negative)")]
+EventTypeOpt = Annotated[str, typer.Option(
+    "--event-type", help="type of the planned event: annual, day_ahead, real_time, peak, "
+    "reserve, peak_shaving or valley_filling")]
+
+
+@app.command("response-predict")
+def response_predict(data: DataOpt, event: EventOpt = None, customers: CustomersOpt = None,
+                     start: TimeOpt = None, end: TimeOpt = None, notice_time: TimeOpt = None,
+                     target_kw: TargetOpt = None, event_type: EventTypeOpt = "day_ahead",
+                     rule: RuleOpt = None) -> None:
+    """Probability that each customer delivers, and its expected achievement.
+
+    For --event ID (an event of events.csv) or a planned event (--customers, --start,
+    --end, --notice-time, --target-kw, --event-type). Only what was known at the notice
+    time is used: the customers' earlier settled events, resources and metered load. Uses
+    the champion of response-likelihood; without one, the Beta-shrunk historical rate (a
+    note says so).
+    """
+    from forecasting.portfolio import read_portfolio
+    from pipelines.response import (
+        hypothetical_event,
+        load_champion,
+        predict_rows,
+        response_data,
+    )
+    from pipelines.tracking import TrackingUnavailableError
+
+    planned = [customers, start, end, notice_time, target_kw]
+    if (event is None) == (customers is None):
+        _fail(DataError("give exactly one of --event ID or --customers IDS (with --start, "
+                        "--end, --notice-time, --target-kw)"))
+    if customers is not None and any(v is None for v in planned):
+        _fail(DataError("a planned event needs --customers, --start, --end, --notice-time "
+                        "and --target-kw"))
+    try:
+        settlement_rule = _rule(rule)
+        source = response_data(read_portfolio(data))
+        if event is not None:
+            rows = source.events[source.events["event_id"].astype(str) == event]
+            if rows.empty:
+                known = sorted(source.events["event_id"].astype(str).unique())
+                raise DataError(f"unknown event {event!r} in {data}/events.csv; known: "
+                                f"{', '.join(known[:10])}{' ...' if len(known) > 10 else ''}")
+        else:
+            targets = [float(v) for v in target_kw.split(",")]
+            rows = hypothetical_event([c.strip() for c in customers.split(",")], start, end,
+                                      notice_time, targets, event_type)
+            unknown = sorted(set(rows["customer_id"]) - set(source.loads_kw)
+                             - set(source.events["customer_id"].astype(str)))
+            if unknown:
+                raise DataError(f"unknown customer(s) {', '.join(unknown)}; see the "
+                                "customer_id column of sites.csv")
+        try:
+            champion = load_champion()
+        except ModelNotFoundError as err:
+            console.print(f"[yellow]note:[/yellow] {err}; answering with the historical "
+                          "rate (each customer's delivered share, Beta-shrunk to the "
+                          "portfolio's)")
+            champion = None
+        result = predict_rows(source, rows, settlement_rule, champion)
+    except (DataError, ValueError, OSError, TrackingUnavailableError) as err:
+        _fail(err)
+    shown = result.reset_index()
+    if "actual_kw" in rows and rows["actual_kw"].notna().any():
+        actual = rows.set_index(rows["customer_id"].astype(str))
+        shown["settled_achievement"] = shown["customer_id"].map(
+            actual["actual_kw"] / actual["target_kw"])
+    title = (f"event {event}" if event else f"planned {event_type} event "
+             f"{start} .. {end} (notice {notice_time})")
+    console.print(_table(shown.set_index("customer_id").drop(columns=["event_id", "source"]),
+                         f"{title}; threshold {settlement_rule.min_achievement_ratio:.0%}",
+                         {"p_deliver": ".1%", "expected_achievement": ".1%",
+                          "settled_achievement": ".1%"}))
+    console.print(f"model: {result['source'].iloc[0]}")
+
+
+response_train.__doc__ = _help(response_train.__doc__)
+response_predict.__doc__ = _help(response_predict.__doc__)

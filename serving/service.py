@@ -42,6 +42,7 @@ from serving.baseline_api import (
     handle_baseline,
     handle_measure,
 )
+from serving.dispatch_api import DispatchRequest, DispatchResponse, handle_dispatch
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,17 @@ class VPPService:
         """Reduction and achievement so far during an event, from the readings sent."""
         try:
             return handle_measure(self.portfolio, MeasureRequest(**fields), self.baselines)
+        except Exception as err:
+            response = error_response(err)
+            if response is None:
+                raise
+            return response
+
+    @bentoml.api(route="/dispatch", input_spec=DispatchRequest)
+    def dispatch(self, **fields) -> DispatchResponse:
+        """Split a load-reduction instruction into allocations per customer and resource."""
+        try:
+            return handle_dispatch(self.portfolio, DispatchRequest(**fields))
         except Exception as err:
             response = error_response(err)
             if response is None:

@@ -20,11 +20,19 @@ DAY_AHEAD = {"site_id": "load_x", "issue_time": "2024-04-06T12:00:00+08:00",
              "horizon": "day_ahead"}
 
 
+RESOURCES = """resource_id,customer_id,name,level,capacity_kw,response_minutes,min_notice_minutes,max_duration_minutes,cost_cny_per_mwh,requires_approval
+cx_r1,cx,battery,I,200,1,0,240,300,False
+cx_r2,cx,chiller setback,II,150,10,15,180,100,False
+cx_r3,cx,process turndown,III,400,180,1440,480,50,False
+"""
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A portfolio and a registry holding a champion for load_x."""
     tmp = tmp_path_factory.mktemp("svc")
     data = write_portfolio(tmp / "pf", days=40)
+    (data / "resources.csv").write_text(RESOURCES)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     env = {"VPP_DATA_DIR": str(data), "MLFLOW_TRACKING_URI": uri,
            "MLFLOW_ARTIFACTS_DIR": str(tmp / "artifacts")}
@@ -161,3 +169,34 @@ def test_baseline_errors(client):
     assert r.status_code == 404, r.text
     r = client.post("/baseline", json={**EVENT, "method": "ml"})
     assert r.status_code == 503 and "baseline" in r.text
+
+
+DISPATCH = {"target_kw": 250.0, "start": "2024-04-08T14:00:00+08:00",
+            "end": "2024-04-08T16:00:00+08:00", "notice_time": "2024-04-08T10:00:00+08:00"}
+
+
+def test_dispatch_endpoint_allocates_eligible_resources(client):
+    r = client.post("/dispatch", json=DISPATCH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["feasible"] and body["shortfall_kw"] == 0
+    used = {a["resource_id"]: a["allocated_kw"] for a in body["allocations"]
+            if a["allocated_kw"] > 0}
+    assert set(used) <= {"cx_r1", "cx_r2"}  # level III needs a day's notice here
+    assert body["planned_expected_kw"] >= 250.0 * 1.1 - 1e-6
+    assert [e["resource_id"] for e in body["excluded"]] == ["cx_r3"]
+    assert "min_notice_minutes 1440" in body["excluded"][0]["reason"]
+    assert sorted(body["assumed_reliability"]) == sorted(used)  # no settled events: default
+    assert 0 <= body["p_meets_threshold"] <= 1
+
+
+@pytest.mark.parametrize("change, status, hint", [
+    ({"customers": ["nobody"]}, 404, "no resources for customer"),
+    ({"notice_time": "2024-04-08T10:00:00"}, 400, "notice_time"),
+    ({"target_kw": -5}, 400, "target_kw"),
+    ({"notice_time": "2024-04-08T14:00:00+08:00", "customers": ["cx"]}, 400, "notice"),
+])
+def test_dispatch_bad_requests_get_4xx_with_a_fix(client, change, status, hint):
+    r = client.post("/dispatch", json={**DISPATCH, **change})
+    assert r.status_code == status, r.text
+    assert hint in r.text

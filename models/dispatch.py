@@ -63,6 +63,7 @@ from models.dispatch_eligibility import (
     no_eligible_error,
     shorten,
 )
+from models.response import historical_rate
 
 __all__ = ["DispatchPlan", "DispatchSolverError", "Instruction", "NoEligibleResourceError",
            "ValleyFillingNotImplementedError", "check_resources", "decompose", "eligibility",
@@ -125,29 +126,23 @@ def historical_reliability(events: pd.DataFrame, rule: SettlementRule | None = N
                            prior_strength: float = 5.0, before=None) -> pd.DataFrame:
     """Per-customer ``p_deliver`` and ``expected_achievement`` from settled past events.
 
-    Uses events.csv rows with ``actual_kw`` and a reduction target (``target_kw > 0``; valley
-    filling rows are left out), and, if ``before`` is given (tz-aware), only events that had
-    ended by then (no leakage). ``a = actual_kw / target_kw``; a success is
-    ``a >= rule.min_achievement_ratio``. With ``k = prior_strength`` and the portfolio-wide
-    rates over all rows (``p0`` success share, ``a0`` mean achievement), a customer with ``n``
-    events and ``s`` successes gets the posterior means of a Beta(k p0, k (1 - p0)) prior
-    and of a mean shrunk with the same weight::
-
-        p_deliver = (s + k p0) / (n + k)
-        expected_achievement = clip((sum a + k a0) / (n + k), 0, rule.max_paid_achievement_ratio)
-
-    Returns a frame indexed by ``customer_id`` with ``p_deliver``, ``expected_achievement``,
-    ``n_events`` (empty when no event qualifies).
+    The reference estimator of ``models.response.historical_rate`` (a Beta-shrunk success
+    share and a shrunk mean achievement capped at the paid cap; formula there), applied to
+    the rows a reduction plan may use: settled (``actual_kw``), reductions (``target_kw > 0``;
+    valley filling is left out) and, if ``before`` is given (tz-aware), ended by then (no
+    leakage). Returns a frame indexed by ``customer_id`` with ``p_deliver``,
+    ``expected_achievement``, ``n_events``, empty when no event qualifies.
     """
     rule = rule or SettlementRule()
     if prior_strength < 0 or not np.isfinite(prior_strength):
         raise ValueError(f"prior_strength {prior_strength} must be a finite number >= 0")
-    out = pd.DataFrame({"p_deliver": pd.Series(dtype="float64"),
-                        "expected_achievement": pd.Series(dtype="float64"),
-                        "n_events": pd.Series(dtype="int64")},
-                       index=pd.Index([], name="customer_id", dtype="string"))
+    columns = ["p_deliver", "expected_achievement", "n_events"]
+    empty = pd.DataFrame({"p_deliver": pd.Series(dtype="float64"),
+                          "expected_achievement": pd.Series(dtype="float64"),
+                          "n_events": pd.Series(dtype="int64")},
+                         index=pd.Index([], name="customer_id", dtype="string"))
     if events is None or events.empty:
-        return out
+        return empty
     missing = [c for c in ("customer_id", "target_kw", "actual_kw", "end") if c not in events]
     if missing:
         raise MissingColumnsError(f"events: missing column(s) {missing} for the reliability "
@@ -161,21 +156,12 @@ def historical_reliability(events: pd.DataFrame, rule: SettlementRule | None = N
             raise ValueError(f"before {before} has no UTC offset")
         use &= pd.to_datetime(events["end"], utc=True) <= cut
     if not use.any():
-        return out
-    rows = pd.DataFrame({"customer_id": events.loc[use, "customer_id"].astype("string"),
-                         "a": (actual[use] / target[use]).astype("float64")})
-    rows["ok"] = rows["a"] >= rule.min_achievement_ratio
-    p0, a0 = float(rows["ok"].mean()), float(rows["a"].mean())
-    per = rows.groupby("customer_id").agg(n=("a", "size"), s=("ok", "sum"), a=("a", "sum"))
-    k = float(prior_strength)
-    out = pd.DataFrame({
-        "p_deliver": (per["s"] + k * p0) / (per["n"] + k),
-        "expected_achievement": ((per["a"] + k * a0) / (per["n"] + k)).clip(
-            0.0, rule.max_paid_achievement_ratio),
-        "n_events": per["n"].astype("int64"),
-    })
-    out.index.name = "customer_id"
-    return out
+        return empty
+    rows = events[use]
+    if "event_id" not in rows:  # one row per event and customer: any unique id serves
+        rows = rows.assign(event_id=np.arange(len(rows)).astype(str))
+    out = historical_rate(rows, rule, prior_strength)[columns]
+    return out.astype({"n_events": "int64"})
 
 
 def simulate_achievement(allocated_kw, p_deliver, expected_achievement, target_kw: float,

@@ -43,6 +43,7 @@ from serving.baseline_api import (
     handle_measure,
 )
 from serving.dispatch_api import DispatchRequest, DispatchResponse, handle_dispatch
+from serving.response_api import ResponseRequest, ResponseResponse, handle_response
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class VPPService:
         self.portfolio: Portfolio = read_portfolio(Path(data_dir))
         self.registry = ModelRegistry()
         self.baselines = RegistryBaselines(self.registry)
+        self._response_data = None  # built on the first /response-likelihood request
         log.info("serving %d sites from %s; registry %s", len(self.portfolio.sites), data_dir,
                  self.registry.uri)
 
@@ -195,6 +197,23 @@ class VPPService:
         """Split a load-reduction instruction into allocations per customer and resource."""
         try:
             return handle_dispatch(self.portfolio, DispatchRequest(**fields))
+        except Exception as err:
+            response = error_response(err)
+            if response is None:
+                raise
+            return response
+
+    @bentoml.api(route="/response-likelihood", input_spec=ResponseRequest)
+    def response_likelihood(self, **fields) -> ResponseResponse:
+        """Probability that each customer delivers a planned event, and its expected
+        achievement (champion of response-likelihood, else the historical rate)."""
+        try:
+            request = ResponseRequest(**fields)
+            if self._response_data is None:
+                from pipelines.response import response_data
+
+                self._response_data = response_data(self.portfolio)
+            return handle_response(self._response_data, request, self.registry)
         except Exception as err:
             response = error_response(err)
             if response is None:

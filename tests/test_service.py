@@ -27,12 +27,21 @@ cx_r3,cx,process turndown,III,400,180,1440,480,50,False
 """
 
 
+# settled events of cx (achievement 1.0, 0.5, 0.9): on Saturdays, away from the test days
+EVENTS = """event_id,customer_id,event_type,notice_time,start,end,target_kw,actual_kw
+e1,cx,day_ahead,2024-03-02T10:00:00+08:00,2024-03-02T14:00:00+08:00,2024-03-02T16:00:00+08:00,100,100
+e2,cx,day_ahead,2024-03-09T10:00:00+08:00,2024-03-09T14:00:00+08:00,2024-03-09T16:00:00+08:00,100,50
+e3,cx,day_ahead,2024-03-16T10:00:00+08:00,2024-03-16T14:00:00+08:00,2024-03-16T16:00:00+08:00,100,90
+"""
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A portfolio and a registry holding a champion for load_x."""
     tmp = tmp_path_factory.mktemp("svc")
     data = write_portfolio(tmp / "pf", days=40)
     (data / "resources.csv").write_text(RESOURCES)
+    (data / "events.csv").write_text(EVENTS)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     env = {"VPP_DATA_DIR": str(data), "MLFLOW_TRACKING_URI": uri,
            "MLFLOW_ARTIFACTS_DIR": str(tmp / "artifacts")}
@@ -186,7 +195,9 @@ def test_dispatch_endpoint_allocates_eligible_resources(client):
     assert body["planned_expected_kw"] >= 250.0 * 1.1 - 1e-6
     assert [e["resource_id"] for e in body["excluded"]] == ["cx_r3"]
     assert "min_notice_minutes 1440" in body["excluded"][0]["reason"]
-    assert sorted(body["assumed_reliability"]) == sorted(used)  # no settled events: default
+    assert body["assumed_reliability"] == []  # cx has settled events before the notice
+    # Beta-shrunk history of cx: 2 of 3 delivered, portfolio rate 2/3 -> 2/3
+    assert [a["p_deliver"] for a in body["allocations"]] == [pytest.approx(2 / 3)] * 2
     assert 0 <= body["p_meets_threshold"] <= 1
 
 
@@ -198,5 +209,33 @@ def test_dispatch_endpoint_allocates_eligible_resources(client):
 ])
 def test_dispatch_bad_requests_get_4xx_with_a_fix(client, change, status, hint):
     r = client.post("/dispatch", json={**DISPATCH, **change})
+    assert r.status_code == status, r.text
+    assert hint in r.text
+
+
+LIKELIHOOD = {"customers": ["cx"], "start": "2024-04-08T14:00:00+08:00",
+              "end": "2024-04-08T16:00:00+08:00", "notice_time": "2024-04-08T10:00:00+08:00",
+              "target_kw": [100.0]}
+
+
+def test_response_likelihood_endpoint_falls_back_to_the_historical_rate(client):
+    r = client.post("/response-likelihood", json=LIKELIHOOD)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["source"] == "historical_rate"  # no response-likelihood champion registered
+    assert body["threshold"] == 0.8
+    (cx,) = body["customers"]
+    assert cx["customer_id"] == "cx"
+    assert cx["p_deliver"] == pytest.approx(2 / 3, abs=1e-4)
+    assert cx["expected_achievement"] == pytest.approx(0.8, abs=1e-4)
+
+
+@pytest.mark.parametrize("change, status, hint", [
+    ({"customers": ["nobody"]}, 404, "unknown customer"),
+    ({"target_kw": [1.0, 2.0]}, 400, "one value or one per customer"),
+    ({"notice_time": "2024-04-08T15:00:00+08:00"}, 400, "notice_time <= start"),
+])
+def test_response_likelihood_bad_requests(client, change, status, hint):
+    r = client.post("/response-likelihood", json={**LIKELIHOOD, **change})
     assert r.status_code == status, r.text
     assert hint in r.text

@@ -1,0 +1,89 @@
+"""Request/response models and the pure handler of ``POST /response-likelihood``.
+
+For a planned event (customers, window, notice, committed ``target_kw``) the handler
+answers, per customer, the calibrated probability of delivering (achievement ≥ the
+settlement threshold) and the expected achievement, from what was known at the notice time
+(earlier settled events, resources, metered load). The model is the registry's champion
+of ``response-likelihood`` (``pipelines.response``); without one the answer is the
+Beta-shrunk historical rate, and ``source`` says which answered.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from forecasting.errors import ModelNotFoundError, UnknownSiteError
+from forecasting.settlement import SettlementRule
+from pipelines.response import (
+    REGISTERED_NAME,
+    Champion,
+    ResponseData,
+    hypothetical_event,
+    predict_rows,
+)
+
+EventType = Literal["annual", "day_ahead", "real_time", "peak", "reserve", "peak_shaving",
+                    "valley_filling"]
+
+
+class ResponseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customers: list[str] = Field(min_length=1, description="customer ids (sites.csv "
+                                 "customer_id)")
+    start: AwareDatetime = Field(description="event start, ISO 8601 with offset")
+    end: AwareDatetime = Field(description="event end (exclusive), ISO 8601 with offset")
+    notice_time: AwareDatetime = Field(description="when the event is announced; only what "
+                                       "was known then is used")
+    target_kw: list[float] = Field(min_length=1, description="committed change (kW): one "
+                                   "value for all or one per customer; reduction positive, "
+                                   "valley filling negative")
+    event_type: EventType = Field("day_ahead", description="events.csv event type")
+
+
+class CustomerLikelihood(BaseModel):
+    customer_id: str
+    p_deliver: float = Field(description="probability that achievement >= the threshold")
+    expected_achievement: float = Field(description="expected actual / target ratio")
+
+
+class ResponseResponse(BaseModel):
+    threshold: float = Field(description="settlement threshold of achievement")
+    source: str = Field(description="response-likelihood/<version>, or historical_rate "
+                        "when no champion is registered")
+    customers: list[CustomerLikelihood]
+
+
+def handle_response(data: ResponseData, request: ResponseRequest, registry,
+                    rule: SettlementRule | None = None) -> ResponseResponse:
+    """Likelihood per customer of ``request`` (see the module doc).
+
+    ``registry``: a ``pipelines.registry.ModelRegistry`` (or None: historical rate only).
+    """
+    rule = rule or SettlementRule()
+    known = set(data.loads_kw) | set(data.events["customer_id"].astype(str))
+    unknown = sorted(set(request.customers) - known)
+    if unknown:
+        raise UnknownSiteError(f"unknown customer(s) {unknown}; known customers: "
+                               f"{', '.join(sorted(known)[:10])}"
+                               f"{' ...' if len(known) > 10 else ''}")
+    rows = hypothetical_event(request.customers, request.start, request.end,
+                              request.notice_time, request.target_kw, request.event_type)
+    champion = None
+    if registry is not None:
+        try:
+            version, wrapped = registry.load(
+                REGISTERED_NAME, hint="train one with `vpp response-train --data DIR`")
+            champion = Champion(wrapped.model, version)
+        except ModelNotFoundError:
+            champion = None
+    out = predict_rows(data, rows, rule, champion).reset_index()
+    return ResponseResponse(
+        threshold=rule.min_achievement_ratio, source=str(out["source"].iloc[0]),
+        customers=[CustomerLikelihood(customer_id=str(r.customer_id),
+                                      p_deliver=round(float(r.p_deliver), 4),
+                                      expected_achievement=round(float(r.expected_achievement),
+                                                                 4))
+                   for r in out.itertuples()])

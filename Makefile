@@ -34,8 +34,10 @@ install: $(STAMP)  ## create the venv and install the pinned dependencies
 sample-data: $(STAMP)  ## generate the synthetic sample portfolio if absent
 	@test -f $(DATA)/sites.csv || $(BIN)/vpp sample-data --out $(DATA)
 
-train: sample-data  ## train every site without a champion yet, log to MLflow
+train: sample-data  ## train every site, the ML baseline and the response likelihood without a champion yet (MLflow)
 	$(BIN)/vpp train-all --data $(DATA) --skip-trained $(TRAIN_ARGS)
+	$(BIN)/vpp baseline-train --data $(DATA) --skip-trained
+	$(BIN)/vpp response-train --data $(DATA) --skip-trained
 
 batch: $(STAMP)  ## nightly batch: day-ahead forecasts of every site (ISSUE=now or ISO time)
 	$(BIN)/vpp batch-forecast --data $(DATA) --issue-time $(or $(ISSUE),now) --out $(VAR)/forecasts

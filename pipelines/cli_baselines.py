@@ -241,9 +241,14 @@ HoldoutOpt = Annotated[int, typer.Option(
     "--holdout-days", help="held-out days before the end, scored with placebo events")]
 
 
+SkipTrainedOpt = Annotated[bool, typer.Option(
+    "--skip-trained", help="do nothing when the model to train already has a champion")]
+
+
 @app.command("baseline-train")
 def baseline_train(data: DataOpt, customers: CustomerListOpt = None,
-                   train_end: TrainEndOpt = None, holdout_days: HoldoutOpt = 30) -> None:
+                   train_end: TrainEndOpt = None, holdout_days: HoldoutOpt = 30,
+                   skip_trained: SkipTrainedOpt = False) -> None:
     """Train the ML baseline, log it to MLflow (experiment vpp-baseline) and register it.
 
     One customer is registered as baseline-<customer_id>, several as baseline-pooled. The
@@ -252,14 +257,26 @@ def baseline_train(data: DataOpt, customers: CustomerListOpt = None,
     its CV(RMSE) beats the champion's on the same events, else challenger.
     """
     from forecasting.portfolio import read_portfolio
-    from pipelines.baselines import BaselineTrainingConfig, train_baselines
-    from pipelines.tracking import TrackingUnavailableError
+    from pipelines.baseline_eval import dataset_from_portfolio
+    from pipelines.baselines import (
+        BaselineTrainingConfig,
+        registered_baseline_name,
+        train_baselines,
+    )
+    from pipelines.tracking import TrackingUnavailableError, existing_champion
 
     ids = [c.strip() for c in customers.split(",")] if customers else None
     try:
+        portfolio = read_portfolio(data)
+        if skip_trained:
+            name = registered_baseline_name(sorted(dataset_from_portfolio(portfolio,
+                                                                          ids).loads))
+            if version := existing_champion(name):
+                console.print(f"{name} has a champion (v{version}); skipped (--skip-trained)")
+                return
         config = BaselineTrainingConfig(holdout_days=holdout_days)
         with console.status("training the ML baseline"):
-            decision = train_baselines(read_portfolio(data), ids, config, train_end)
+            decision = train_baselines(portfolio, ids, config, train_end)
     except (DataError, ValueError, OSError, TrackingUnavailableError) as err:
         _fail(err)
     m = decision["metrics"]

@@ -69,11 +69,13 @@ RuleOpt = Annotated[Path | None, typer.Option(
     '"max_paid_achievement_ratio": 1.2}); default: the default rule (80 %, cap 120 %)')]
 TestFractionOpt = Annotated[float, typer.Option(
     "--test-fraction", help="latest share of the events (by start) held out for scoring")]
+SkipOpt = Annotated[bool, typer.Option(
+    "--skip-trained", help="do nothing when response-likelihood already has a champion")]
 
 
 @app.command("response-train")
-def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFractionOpt = 0.25
-                   ) -> None:
+def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFractionOpt = 0.25,
+                   skip_trained: SkipOpt = False) -> None:
     """Train the response-likelihood model, log it to MLflow (vpp-response), register it.
 
     A calibrated LightGBM classifier of delivered = achievement >= the rule's threshold and
@@ -84,10 +86,19 @@ def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFract
     the champion's on the same events, else challenger.
     """
     from forecasting.portfolio import read_portfolio
-    from pipelines.response import ResponseTrainingConfig, metrics_table, train_response
-    from pipelines.tracking import TrackingUnavailableError
+    from pipelines.response import (
+        REGISTERED_NAME,
+        ResponseTrainingConfig,
+        metrics_table,
+        train_response,
+    )
+    from pipelines.tracking import TrackingUnavailableError, existing_champion
 
     try:
+        if skip_trained and (version := existing_champion(REGISTERED_NAME)):
+            console.print(f"{REGISTERED_NAME} has a champion (v{version}); skipped "
+                          "(--skip-trained)")
+            return
         settlement_rule = _rule(rule)
         config = ResponseTrainingConfig(test_fraction=test_fraction)
         with console.status("training the response-likelihood model"):

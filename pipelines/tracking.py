@@ -122,6 +122,14 @@ def champion_version(client: MlflowClient, name: str):
         return None
 
 
+def existing_champion(name: str, uri: str | None = None) -> str | None:
+    """The version of ``name@champion`` in the registry at ``uri``, or None (for
+    ``--skip-trained``)."""
+    with tracking_session(uri) as client:
+        current = champion_version(client, name)
+    return None if current is None else str(current.version)
+
+
 def promote(client: MlflowClient, name: str, version: str, metric: str, new: float,
             old: float | None, old_version: str | None, window: str) -> tuple[str, str]:
     """Champion/challenger: ``version`` becomes champion if there is none or if its ``metric``

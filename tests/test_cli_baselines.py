@@ -26,6 +26,9 @@ def test_baseline_train_registers_champion_then_challenger(portfolio_dir, mlflow
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
     assert "baseline-cx v2 -> challenger" in second.output
+    skipped = CliRunner().invoke(app, [*args, "--skip-trained"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "baseline-cx has a champion (v1); skipped" in " ".join(skipped.output.split())
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
     champion = client.get_model_version_by_alias("baseline-cx", "champion")

@@ -225,6 +225,9 @@ def test_train_register_reload_and_cli(tmp_path, mlflow_uri):
     trained = runner.invoke(app, ["response-train", "--data", str(data)])
     assert trained.exit_code == 0, trained.output
     assert "historical_rate" in trained.output and "v2 -> challenger" in trained.output
+    skipped = runner.invoke(app, ["response-train", "--data", str(data), "--skip-trained"])
+    assert skipped.exit_code == 0, skipped.output
+    assert f"{REGISTERED_NAME} has a champion (v1); skipped" in " ".join(skipped.output.split())
     event = result.predictions.index.get_level_values("event_id")[0]
     answered = runner.invoke(app, ["response-predict", "--data", str(data), "--event", event])
     assert answered.exit_code == 0, answered.output

@@ -1,6 +1,6 @@
 """Run every benchmark and print its table beside the published references.
 
-``python -m benchmarks.run_all [--only openstef,pv,wind,speed] [--out DIR]`` (``make
+``python -m benchmarks.run_all [--only openstef,pv,wind,speed,dispatch] [--out DIR]`` (``make
 benchmarks``). Each benchmark also runs alone (``python -m benchmarks.<module>``). With
 ``--out`` the tables are also written as CSV. Data sets that are absent are reported and
 skipped; the exit code is 1 when a benchmark fails.
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "pv": "benchmarks.pv_gefcom2014",
     "wind": "benchmarks.wind_gefcom2012",
     "speed": "benchmarks.speed",
+    "dispatch": "benchmarks.dispatch",
 }
 
 

@@ -34,7 +34,9 @@ on data). Event achievement = sum of deliveries / ``T``, compared with the rule'
 Independence between resources is an assumption too (a heat wave hits all customers at once:
 the probability is then optimistic). A success delivers ratio 1, not ``e_r``: the Monte Carlo
 ``expected_achievement`` is therefore not ``planned_expected_kw / T`` (two models: the MILP
-plans on ``e_r``, the simulation scores threshold risk on ``p_r``).
+plans on ``e_r``, the simulation scores threshold risk on ``p_r``). The plan never counts on
+over-delivery: ``e_r`` is capped at ``max_planned_achievement`` (1.0) before the MILP, since
+a customer that delivered 119 % on average was not asked for it and may stop doing so.
 
 Default reliability where none is given (``DEFAULT_P_DELIVER`` 0.8,
 ``DEFAULT_EXPECTED_ACHIEVEMENT`` 0.9): a typical demand-response success rate, not a
@@ -300,7 +302,8 @@ def decompose(instruction: Instruction, resources: pd.DataFrame,
               headroom_kw: Mapping[str, float] | None = None,
               rule: SettlementRule | None = None, *, min_dispatch_share: float = 0.2,
               fixed_cost_cny_per_resource: float = 1.0, n_draws: int = 20_000, seed: int = 0,
-              time_limit_s: float = 30.0) -> DispatchPlan:
+              time_limit_s: float = 30.0,
+              max_planned_achievement: float = 1.0) -> DispatchPlan:
     """Allocate ``instruction`` over ``resources`` (resources.csv rows) by MILP (module doc).
 
     ``reliability``: frame keyed (column or index) by ``customer_id`` and/or ``resource_id``
@@ -309,6 +312,9 @@ def decompose(instruction: Instruction, resources: pd.DataFrame,
     ``headroom_kw``: customer_id -> the most that customer can reduce (kW), e.g. its baseline
     minus a floor. ``min_dispatch_share``: a used resource takes at least this share of its
     capacity. ``rule``: the settlement rule whose threshold the Monte Carlo scores.
+    ``max_planned_achievement``: the plan never counts on more than this expected
+    delivered/allocated ratio (1.0: a customer's habit of over-delivering is not bought as
+    capacity; the Monte Carlo's success delivers ratio 1 too).
 
     Raises ``NoEligibleResourceError`` (reasons listed), ``MissingColumnsError``,
     ``UnknownValueError``, ``ImpossibleValueError`` for bad inputs; an unreachable target is
@@ -325,6 +331,14 @@ def decompose(instruction: Instruction, resources: pd.DataFrame,
     notes: list[str] = []
     el = table[table["eligible"]].reset_index(drop=True)
     p, e, assumed = _reliability(el, reliability)
+    if max_planned_achievement <= 0:
+        raise ValueError(f"max_planned_achievement {max_planned_achievement} must be > 0")
+    over = e > max_planned_achievement
+    if over.any():
+        notes.append(f"expected_achievement above {max_planned_achievement:g} planned as "
+                     f"{max_planned_achievement:g} for {int(over.sum())} resource(s) "
+                     "(max_planned_achievement): over-delivery is not counted on")
+        e = np.minimum(e, max_planned_achievement)
     assumed_ids = el.loc[assumed, "resource_id"].astype(str).tolist()
     if assumed_ids:
         notes.append(f"no reliability for {len(assumed_ids)} resource(s), assumed p_deliver "

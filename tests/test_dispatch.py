@@ -80,6 +80,17 @@ def test_cheapest_eligible_resources_reach_target_times_margin():
     json.dumps(plan.to_dict())  # JSON-ready
 
 
+def test_over_delivery_is_not_counted_on():
+    frame = resources({"resource_id": "a", "capacity_kw": 1000.0})
+    plan = decompose(instruction(500.0, reserve_margin=0.0), frame, certain(frame, e=1.2))
+    # the customer's 120 % habit would let 417 kW look like 500: it is planned at 100 %
+    assert allocated(plan) == pytest.approx({"a": 500.0})
+    assert any("over-delivery is not counted on" in n for n in plan.notes)
+    loose = decompose(instruction(500.0, reserve_margin=0.0), frame, certain(frame, e=1.2),
+                      max_planned_achievement=1.2)
+    assert allocated(loose) == pytest.approx({"a": 500.0 / 1.2})
+
+
 def test_level_iii_excluded_at_60_minutes_notice():
     frame = resources({"resource_id": "fast"},
                       {"resource_id": "planned", "level": "III", "response_minutes": 30,
@@ -191,10 +202,11 @@ def test_resource_reliability_wins_over_customer_and_missing_cost_noted():
     plan = decompose(instruction(1300.0, reserve_margin=0.0), frame, reliability,
                      min_dispatch_share=0.0)
     rel = plan.allocations.set_index("resource_id")
-    # b (550 kW expected) and c (450) first, a the rest: 300 kW expected / 0.8 = 375 kW
-    assert rel["allocated_kw"].to_dict() == pytest.approx({"a": 375.0, "b": 500.0, "c": 500.0})
+    # b (500 kW expected: its 1.1 is planned as 1.0) and c (450) first, a the rest:
+    # 350 kW expected / 0.8 = 437.5 kW
+    assert rel["allocated_kw"].to_dict() == pytest.approx({"a": 437.5, "b": 500.0, "c": 500.0})
     assert rel.loc["a", "p_deliver"] == 0.7 and rel.loc["a", "expected_achievement"] == 0.8
-    assert rel.loc["b", "p_deliver"] == 0.9 and rel.loc["b", "expected_achievement"] == 1.1
+    assert rel.loc["b", "p_deliver"] == 0.9 and rel.loc["b", "expected_achievement"] == 1.0
     assert plan.assumed_reliability == ["c"]
     assert rel.loc["a", "cost_cny"] == 0.0
     assert any("no cost_cny_per_mwh for a" in note for note in plan.notes)

@@ -63,7 +63,7 @@ class BaselineRequest(_Target):
 
 
 class BaselinePoint(BaseModel):
-    timestamp: AwareDatetime = Field(description="interval start (UTC)")
+    timestamp: AwareDatetime = Field(description="interval start, in the site's local offset")
     baseline_kw: float = Field(description="baseline, mean kW over the interval")
     baseline_p10_kw: float | None = Field(None, description="10 % quantile (ML only)")
     baseline_p90_kw: float | None = Field(None, description="90 % quantile (ML only)")
@@ -107,7 +107,8 @@ class MeasureRequest(_Target):
 
 
 class MeasureInterval(BaseModel):
-    timestamp: AwareDatetime = Field(description="settlement interval start (UTC)")
+    timestamp: AwareDatetime = Field(description="settlement interval start, in the site's "
+                                     "local offset")
     baseline_kw: float
     baseline_p10_kw: float | None = None
     baseline_p90_kw: float | None = None
@@ -167,17 +168,18 @@ def _baseline(portfolio, request, ml_models):
         known, timezone=tz, holiday_country=country, event_days=days, start=request.start,
         end=request.end, notice_time=request.notice_time, method=request.method,
         customer_id=cid, ml_model=model)
-    return details, scores, known
+    return details, scores, known, tz
 
 
 def handle_baseline(portfolio: Portfolio, request: BaselineRequest,
                     ml_models: Mapping[str, MLBaseline] | None = None) -> BaselineResponse:
     """``POST /baseline``: the baseline series (with band for ML) and the method used."""
-    details, scores, known = _baseline(portfolio, request, ml_models)
+    details, scores, known, tz = _baseline(portfolio, request, ml_models)
     frame = details.frame
     res = (frame.index[1] - frame.index[0]) if len(frame) > 1 else (
         known.index[-1] - known.index[-2])
-    points = [BaselinePoint(timestamp=ts.to_pydatetime(), baseline_kw=float(row.baseline_kw),
+    points = [BaselinePoint(timestamp=ts.tz_convert(tz).to_pydatetime(),
+                            baseline_kw=float(row.baseline_kw),
                             baseline_p10_kw=_opt(row, "baseline_p10_kw"),
                             baseline_p90_kw=_opt(row, "baseline_p90_kw"))
               for ts, row in frame.iterrows()]
@@ -210,7 +212,7 @@ def handle_measure(portfolio: Portfolio, request: MeasureRequest,
         raise DataError(f"reading at {readings.index[outside][0]} lies outside the event "
                         f"window {start} .. {end}; send only readings since the start")
     agg = aggregate_readings(readings.sort_index(), rule.interval_minutes, "readings")
-    details, _, _ = _baseline(portfolio, request, ml_models)
+    details, _, _, tz = _baseline(portfolio, request, ml_models)
     base = details.frame
     if len(base) > 1 and base.index[1] - base.index[0] < pd.Timedelta(
             minutes=rule.interval_minutes):
@@ -223,7 +225,7 @@ def handle_measure(portfolio: Portfolio, request: MeasureRequest,
     intervals = []
     for ts, row in rows.iterrows():
         intervals.append(MeasureInterval(
-            timestamp=ts.to_pydatetime(), baseline_kw=float(row["baseline_kw"]),
+            timestamp=ts.tz_convert(tz).to_pydatetime(), baseline_kw=float(row["baseline_kw"]),
             baseline_p10_kw=_opt(base.loc[ts], "baseline_p10_kw"),
             baseline_p90_kw=_opt(base.loc[ts], "baseline_p90_kw"),
             actual_kw=_none(row["actual_kw"]), coverage=_none(coverage.loc[ts]),

@@ -158,6 +158,7 @@ def test_baseline_endpoint_rule_method(client):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["method"] == "similar_days" and len(body["points"]) == 8
+    assert body["points"][0]["timestamp"] == "2024-03-20T14:00:00+08:00"  # local offset
     # the factory's working-hours block: 500 + 400 kW on working days (noise sd 20 kW)
     assert all(800 < p["baseline_kw"] < 1000 for p in body["points"])
 

@@ -35,6 +35,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 
@@ -139,6 +140,33 @@ def solar_position(
 
 
 # --------------------------------------------------------------------------- clear sky
+@functools.lru_cache(maxsize=256)
+def _linke_by_day_of_year(latitude_deg: float, longitude_deg: float) -> tuple[np.ndarray, ...]:
+    """Linke turbidity of every day of year (index 0 = 1 January), non-leap and leap year.
+
+    pvlib's lookup reads the bundled climatology file on every call and interpolates the
+    monthly values by day of year only, so one read per location (here, cached) gives the
+    same numbers for any time of any year.
+    """
+    out = []
+    for year in (2015, 2016):  # a non-leap and a leap year
+        days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D", tz="UTC")
+        with warnings.catch_warnings():  # pvlib 0.16 calls DatetimeIndex.dayofyear (pandas 3)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            values = pvlib.clearsky.lookup_linke_turbidity(days, latitude_deg, longitude_deg)
+        out.append(values.to_numpy(float))
+    return tuple(out)
+
+
+def linke_turbidity(times: pd.DatetimeIndex, latitude_deg: float, longitude_deg: float
+                    ) -> np.ndarray:
+    """Linke turbidity (dimensionless) at ``times`` (UTC day of year), SoDa climatology
+    bundled with pvlib, interpolated to the day [2]; cached per location."""
+    no_leap, leap = _linke_by_day_of_year(float(latitude_deg), float(longitude_deg))
+    day = times.day_of_year.to_numpy() - 1
+    return np.where(times.is_leap_year, leap[day], no_leap[np.minimum(day, 364)])
+
+
 def clear_sky_irradiance(
     times: pd.DatetimeIndex,
     latitude_deg: float,
@@ -163,10 +191,7 @@ def clear_sky_irradiance(
     _require_aware(times)
     mid = times.tz_convert("UTC") + pd.Timedelta(minutes=float(resolution_minutes) / 2)
     zenith = solar_pos["solar_zenith_deg"].to_numpy(float)
-    with warnings.catch_warnings():  # pvlib 0.16 calls DatetimeIndex.dayofyear (pandas 3)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        linke = pvlib.clearsky.lookup_linke_turbidity(mid, latitude_deg, longitude_deg)
-    linke = linke.to_numpy(float)
+    linke = linke_turbidity(mid, latitude_deg, longitude_deg)
     with np.errstate(divide="ignore", invalid="ignore"):  # night rows; set to 0 below
         am_rel = pvlib.atmosphere.get_relative_airmass(zenith)
         pressure_pa = pvlib.atmosphere.alt2pres(altitude_m)

@@ -268,3 +268,19 @@ def test_pv_features_refuses_misaligned_weather():
     w = pd.DataFrame({"ghi_wm2": 100.0}, index=_times("2024-06-22", 4))
     with pytest.raises(ValueError, match="reindex"):
         solar.pv_features(t, w, *NANJING, 60)
+
+
+def test_cached_linke_turbidity_equals_pvlib_lookup():
+    import warnings
+
+    import pvlib
+
+    from forecasting.solar import linke_turbidity
+
+    # every day of a leap and a non-leap year, at two hours of the day, two locations
+    times = pd.date_range("2023-12-30", "2025-01-02", freq="7h", tz="UTC")
+    for lat, lon in ((32.06, 118.8), (-33.9, 151.2)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            expected = pvlib.clearsky.lookup_linke_turbidity(times, lat, lon).to_numpy(float)
+        np.testing.assert_allclose(linke_turbidity(times, lat, lon), expected, rtol=1e-12)

@@ -517,3 +517,34 @@ def predict_rows(data: ResponseData, rows: pd.DataFrame, rule: SettlementRule,
         out = historical_as_of(others, features, rule, prior_strength)
         out["source"] = "historical_rate"
     return out
+
+
+def planned_reliability(data: ResponseData, instruction, resources: pd.DataFrame,
+                        rule: SettlementRule, champion: Champion | None,
+                        event_type: str = "day_ahead") -> pd.DataFrame:
+    """Reliability per customer for a dispatch ``instruction`` (``models.dispatch``), from
+    the response likelihood: ``p_deliver`` and ``expected_achievement`` indexed by
+    ``customer_id`` (``attrs['source']`` says which model answered).
+
+    The likelihood scores a commitment, so each customer with eligible resources is first
+    given a share of the target proportional to its eligible capacity (a first guess: the
+    plan's split may differ). Customers without eligible resources are left out.
+    """
+    from models.dispatch_eligibility import eligibility
+
+    table = eligibility(resources, instruction)
+    capacity = (table[table["eligible"]].groupby("customer_id")["capacity_kw"].sum()
+                .loc[lambda s: s > 0].sort_index())
+    if capacity.empty:
+        out = pd.DataFrame(columns=["p_deliver", "expected_achievement"])
+        out.attrs["source"] = "none"
+        return out
+    targets = instruction.target_kw * capacity / capacity.sum()
+    rows = hypothetical_event([str(c) for c in capacity.index], instruction.start,
+                              instruction.end, instruction.notice_time,
+                              [float(t) for t in targets], instruction.event_type or event_type,
+                              event_id="planned")
+    predicted = predict_rows(data, rows, rule, champion).reset_index()
+    out = predicted.set_index("customer_id")[["p_deliver", "expected_achievement"]]
+    out.attrs["source"] = str(predicted["source"].iloc[0])
+    return out

@@ -4,19 +4,20 @@ The handler takes the service's ``Portfolio`` (its ``resources.csv`` and settled
 ``events.csv``) and a request, and answers the plan of ``models.dispatch.decompose``:
 allocations per resource and customer, what was excluded and why, the expected delivery,
 the shortfall and the probability of reaching the settlement threshold. Reliability per
-customer comes from the events that had ended by the notice time
-(``models.dispatch.historical_reliability``: Beta-shrunk success share), so a plan never
-uses what happened after it was made. Errors are ``forecasting.errors`` types (400/404).
+customer comes from the registered response likelihood when there is one, else from the
+events that had ended by the notice time (``models.dispatch.historical_reliability``:
+Beta-shrunk success share); either way a plan never uses what happened after it was made. Errors are ``forecasting.errors`` types (400/404).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import pandas as pd
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from forecasting.errors import DataError, UnknownSiteError
+from forecasting.errors import DataError, ModelNotFoundError, UnknownSiteError
 from forecasting.portfolio import Portfolio
 from forecasting.settlement import SettlementRule
 from models.dispatch import Instruction, decompose, historical_reliability
@@ -43,6 +44,11 @@ class DispatchRequest(BaseModel):
         "model's)")
     customers: list[str] | None = Field(None, min_length=1, description="restrict to these "
                                         "customers (default: every customer with resources)")
+    reliability: Literal["auto", "model", "history"] = Field(
+        "auto", description="where p_deliver comes from: model = the response-likelihood "
+        "champion (each customer scored on a share of the target proportional to its "
+        "eligible capacity), history = settled events ended by the notice (Beta-shrunk), "
+        "auto = the model when a champion is registered, else history")
 
 
 class DispatchResponse(BaseModel):
@@ -68,8 +74,15 @@ class DispatchResponse(BaseModel):
 
 
 def handle_dispatch(portfolio: Portfolio, request: DispatchRequest,
-                    rule: SettlementRule | None = None) -> DispatchResponse:
-    """The plan for ``request`` over the portfolio's resources (see the module doc)."""
+                    rule: SettlementRule | None = None,
+                    likelihood: Callable[[Instruction, pd.DataFrame], pd.DataFrame | None]
+                    | None = None) -> DispatchResponse:
+    """The plan for ``request`` over the portfolio's resources (see the module doc).
+
+    ``likelihood(instruction, resources)``: reliability per customer from the response
+    likelihood (``pipelines.response.planned_reliability``), or None when no champion is
+    registered; used for ``reliability`` ``model`` and ``auto``.
+    """
     rule = rule or SettlementRule()
     resources = portfolio.resources
     if resources is None or resources.empty:
@@ -86,12 +99,24 @@ def handle_dispatch(portfolio: Portfolio, request: DispatchRequest,
     fields = request.model_dump(exclude={"customers", "risk_aversion_cny_per_kw"})
     if request.risk_aversion_cny_per_kw is not None:
         fields["risk_aversion_cny_per_kw"] = request.risk_aversion_cny_per_kw
+    fields.pop("reliability")
     instruction = Instruction(**fields)
-    reliability = historical_reliability(portfolio.events, rule,
-                                         before=pd.Timestamp(instruction.notice_time))
+    reliability = None
+    if request.reliability != "history" and likelihood is not None:
+        reliability = likelihood(instruction, resources)
+    if reliability is None and request.reliability == "model":
+        raise ModelNotFoundError("no response-likelihood champion is registered; train one "
+                                 "with `vpp response-train --data DIR` or ask for "
+                                 "reliability 'history'")
+    if reliability is not None:
+        source = (f"{reliability.attrs.get('source', 'response-likelihood')} (each customer "
+                  "scored on a target share proportional to its eligible capacity)")
+    else:
+        reliability = historical_reliability(portfolio.events, rule,
+                                             before=pd.Timestamp(instruction.notice_time))
+        source = (f"events.csv history ended by the notice time ({len(reliability)} "
+                  "customers), Beta-shrunk to the portfolio rate")
     plan = decompose(instruction, resources, reliability, rule=rule)
     body = plan.to_dict()
     body.pop("instruction")
-    return DispatchResponse(**body, reliability_source=(
-        f"events.csv history ended by the notice time ({len(reliability)} customers), "
-        f"Beta-shrunk to the portfolio rate"))
+    return DispatchResponse(**body, reliability_source=source)

@@ -56,6 +56,19 @@ class ResponseResponse(BaseModel):
     customers: list[CustomerLikelihood]
 
 
+def registry_champion(registry) -> Champion | None:
+    """The ``response-likelihood`` champion from a ``ModelRegistry`` (cached per version), or
+    None when there is no registry or no champion."""
+    if registry is None:
+        return None
+    try:
+        version, wrapped = registry.load(REGISTERED_NAME,
+                                         hint="train one with `vpp response-train --data DIR`")
+    except ModelNotFoundError:
+        return None
+    return Champion(wrapped.model, version)
+
+
 def handle_response(data: ResponseData, request: ResponseRequest, registry,
                     rule: SettlementRule | None = None) -> ResponseResponse:
     """Likelihood per customer of ``request`` (see the module doc).
@@ -71,15 +84,7 @@ def handle_response(data: ResponseData, request: ResponseRequest, registry,
                                f"{' ...' if len(known) > 10 else ''}")
     rows = hypothetical_event(request.customers, request.start, request.end,
                               request.notice_time, request.target_kw, request.event_type)
-    champion = None
-    if registry is not None:
-        try:
-            version, wrapped = registry.load(
-                REGISTERED_NAME, hint="train one with `vpp response-train --data DIR`")
-            champion = Champion(wrapped.model, version)
-        except ModelNotFoundError:
-            champion = None
-    out = predict_rows(data, rows, rule, champion).reset_index()
+    out = predict_rows(data, rows, rule, registry_champion(registry)).reset_index()
     return ResponseResponse(
         threshold=rule.min_achievement_ratio, source=str(out["source"].iloc[0]),
         customers=[CustomerLikelihood(customer_id=str(r.customer_id),

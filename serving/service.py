@@ -43,7 +43,12 @@ from serving.baseline_api import (
     handle_measure,
 )
 from serving.dispatch_api import DispatchRequest, DispatchResponse, handle_dispatch
-from serving.response_api import ResponseRequest, ResponseResponse, handle_response
+from serving.response_api import (
+    ResponseRequest,
+    ResponseResponse,
+    handle_response,
+    registry_champion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +201,8 @@ class VPPService:
     def dispatch(self, **fields) -> DispatchResponse:
         """Split a load-reduction instruction into allocations per customer and resource."""
         try:
-            return handle_dispatch(self.portfolio, DispatchRequest(**fields))
+            return handle_dispatch(self.portfolio, DispatchRequest(**fields),
+                                   likelihood=self._planned_reliability)
         except Exception as err:
             response = error_response(err)
             if response is None:
@@ -209,13 +215,33 @@ class VPPService:
         achievement (champion of response-likelihood, else the historical rate)."""
         try:
             request = ResponseRequest(**fields)
-            if self._response_data is None:
-                from pipelines.response import response_data
-
-                self._response_data = response_data(self.portfolio)
-            return handle_response(self._response_data, request, self.registry)
+            return handle_response(self._response_inputs(), request, self.registry)
         except Exception as err:
             response = error_response(err)
             if response is None:
                 raise
             return response
+
+    def _response_inputs(self):
+        """The portfolio's events, resources and loads for the response likelihood (built
+        once; DataError when the portfolio has no events.csv)."""
+        if self._response_data is None:
+            from pipelines.response import response_data
+
+            self._response_data = response_data(self.portfolio)
+        return self._response_data
+
+    def _planned_reliability(self, instruction, resources):
+        """Reliability per customer from the response-likelihood champion, None without one
+        (or without settled events to build its features from)."""
+        from forecasting.settlement import SettlementRule
+        from pipelines.response import planned_reliability
+
+        champion = registry_champion(self.registry)
+        if champion is None:
+            return None
+        try:
+            data = self._response_inputs()
+        except DataError:
+            return None
+        return planned_reliability(data, instruction, resources, SettlementRule(), champion)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.errors import InsufficientDataError
+from forecasting.errors import InsufficientDataError, ModelNotFoundError
 from forecasting.settlement import SettlementRule
 from models.response import (
     NoLabelsError,
@@ -234,3 +234,32 @@ def test_train_register_reload_and_cli(tmp_path, mlflow_uri):
     assert f"{REGISTERED_NAME}/1" in answered.output
     bad = runner.invoke(app, ["response-predict", "--data", str(data), "--event", "nope"])
     assert bad.exit_code == 2 and "unknown event 'nope'" in bad.output
+
+    # POST /dispatch's handler plans with the champion's reliability (auto), or the history
+    from forecasting.settlement import SettlementRule
+    from pipelines.registry import ModelRegistry
+    from pipelines.response import planned_reliability, response_data
+    from serving.dispatch_api import DispatchRequest, handle_dispatch
+    from serving.response_api import registry_champion
+
+    portfolio = read_portfolio(data)
+    champion = registry_champion(ModelRegistry(mlflow_uri))
+    assert champion is not None and champion.version == "1"
+    inputs = response_data(portfolio)
+
+    def likelihood(instruction, resources):
+        return planned_reliability(inputs, instruction, resources, SettlementRule(), champion)
+
+    request = DispatchRequest(target_kw=300.0, start="2025-05-20T14:00:00+08:00",
+                              end="2025-05-20T16:00:00+08:00",
+                              notice_time="2025-05-20T10:00:00+08:00")
+    planned = handle_dispatch(portfolio, request, likelihood=likelihood)
+    assert planned.reliability_source.startswith(f"{REGISTERED_NAME}/1")
+    assert planned.assumed_reliability == []
+    assert all(0 < a["p_deliver"] < 1 for a in planned.allocations)
+    history = handle_dispatch(portfolio, request.model_copy(update={"reliability": "history"}),
+                              likelihood=likelihood)
+    assert history.reliability_source.startswith("events.csv history")
+    with pytest.raises(ModelNotFoundError, match="no response-likelihood champion"):
+        handle_dispatch(portfolio, request.model_copy(update={"reliability": "model"}),
+                        likelihood=lambda instruction, resources: None)

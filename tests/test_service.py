@@ -240,3 +240,11 @@ def test_response_likelihood_bad_requests(client, change, status, hint):
     r = client.post("/response-likelihood", json={**LIKELIHOOD, **change})
     assert r.status_code == status, r.text
     assert hint in r.text
+
+
+def test_dispatch_with_model_reliability_and_no_champion_is_503(client):
+    r = client.post("/dispatch", json={**DISPATCH, "reliability": "model"})
+    assert r.status_code == 503, r.text
+    assert "no response-likelihood champion" in r.text
+    auto = client.post("/dispatch", json={**DISPATCH, "reliability": "auto"})
+    assert auto.status_code == 200 and auto.json()["reliability_source"].startswith("events")

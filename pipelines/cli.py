@@ -23,6 +23,7 @@ from rich.table import Table
 
 from forecasting.errors import DataError, ModelNotFoundError
 from forecasting.portfolio import as_utc, read_portfolio
+from pipelines.cli_common import fail
 from pipelines.tracking import TrackingUnavailableError, tracking_uri
 
 app = typer.Typer(help="VPP forecasting and baseline service: data, training, forecasts, "
@@ -47,11 +48,6 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug l
     logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
-def _fail(err: Exception) -> None:
-    console.print(f"[red]error:[/red] {err}")
-    raise typer.Exit(2)
-
-
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console)
@@ -63,7 +59,7 @@ def _quantiles(text: str | None) -> tuple[float, ...] | None:
     try:
         return tuple(float(q) for q in text.split(","))
     except ValueError:
-        _fail(DataError(f"--quantiles {text!r}: give levels like 0.1,0.5,0.9"))
+        fail(DataError(f"--quantiles {text!r}: give levels like 0.1,0.5,0.9"))
 
 
 @app.command("sample-data")
@@ -88,7 +84,7 @@ def validate(data: DataOpt):
     try:
         portfolio = read_portfolio(data)
     except DataError as err:
-        _fail(err)
+        fail(err)
     table = Table("site_id", "kind", "resolution", "readings", "from", "to")
     counts = portfolio.measurements.groupby("site_id")["timestamp"].agg(["count", "min", "max"])
     for sid, site in portfolio.sites.items():
@@ -138,7 +134,7 @@ def train(
             out = train_site(portfolio, site, _config(quantiles, holdout_days, n_estimators),
                              train_end=train_end, kind=kind)
     except (DataError, ValueError, TrackingUnavailableError) as err:
-        _fail(err)
+        fail(err)
     m = out["metrics"]
     console.print(f"{out['name']} v{out['version']} -> [bold]{out['alias']}[/bold] "
                   f"({out['reason']}); held-out MAE {m['mae']:.3f} kW, RMSE {m['rmse']:.3f}, "
@@ -165,7 +161,7 @@ def train_all(
     try:
         portfolio = read_portfolio(data)
     except DataError as err:
-        _fail(err)
+        fail(err)
     sites = [s.site_id for s in portfolio.sites.values() if s.kind in kind]
     if skip_trained:
         todo = untrained_sites(portfolio, sites)
@@ -217,7 +213,7 @@ def forecast(
         portfolio = read_portfolio(data)
         frame = forecast_site(portfolio, kind, site, issue_time, start, end, _quantiles(quantiles))
     except (DataError, ModelNotFoundError, TrackingUnavailableError, ValueError) as err:
-        _fail(err)
+        fail(err)
     write_forecast_csv(frame, out, portfolio.site(site).timezone)
     console.print(f"wrote {len(frame)} rows to {out} (model {frame['model_version'].iloc[0]})")
 
@@ -247,7 +243,7 @@ def batch_forecast(
         issue = (pd.Timestamp.now(tz="UTC").floor("15min") if issue_time == "now"
                  else as_utc(issue_time, "--issue-time"))
     except DataError as err:
-        _fail(err)
+        fail(err)
     sites = [s.site_id for s in portfolio.sites.values() if s.kind in kind]
     with _progress() as progress:
         task = progress.add_task(f"forecasting {horizon} issued {issue}", total=len(sites))

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from forecasting.errors import DataError
+from pipelines.cli_common import fail
 from pipelines.tracking import TrackingUnavailableError, tracking_uri
 
 app = typer.Typer()
@@ -18,11 +19,6 @@ console = Console(stderr=True)
 DATA_OPT = typer.Option(..., "--data", help="portfolio directory (DATA_FORMAT.md)",
                         exists=True, file_okay=False)
 OUT_OPT = typer.Option(None, "--out", help="directory for forecasts.csv and metrics CSVs")
-
-
-def _fail(err: Exception) -> None:
-    console.print(f"[red]error:[/red] {err}")
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -60,10 +56,10 @@ def backtest(
             kwargs["n_estimators"] = n_estimators
         config = BacktestConfig(**kwargs)
     except ValidationError as err:
-        _fail(DataError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
+        fail(DataError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
                                   f"{e['msg']}" for e in err.errors())))
     except ValueError as err:
-        _fail(DataError(f"--quantiles {quantiles!r}: {err}; give levels like 0.1,0.5,0.9"))
+        fail(DataError(f"--quantiles {quantiles!r}: {err}; give levels like 0.1,0.5,0.9"))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console)
     try:
@@ -76,7 +72,7 @@ def backtest(
                 on_schedule=lambda n: progress.update(task, total=n),
                 on_progress=lambda n: progress.advance(task, n))
     except (DataError, ValueError, TrackingUnavailableError) as err:
-        _fail(err)
+        fail(err)
     result = res["result"]
     table = Table("metric", "value", title=f"backtest {kind} {site} ({schedule}, "
                   f"{len(result.fits)} fits)")

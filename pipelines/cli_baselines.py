@@ -20,19 +20,14 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from forecasting.errors import DataError, ModelNotFoundError
+from pipelines.cli_common import fail, help_text, table
 
 app = typer.Typer(help="Customer baselines and demand-response measurement.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True)
 DATASETS = ("citylearn_2022", "eemeter")
-
-
-def _fail(err: Exception) -> None:
-    console.print(f"[red]error:[/red] {err}")
-    raise typer.Exit(2)
 
 
 def _progress() -> Progress:
@@ -51,23 +46,6 @@ def _reporter(progress: Progress):
     return report
 
 
-def _table(frame: pd.DataFrame, title: str, fmt: dict[str, str] | None = None) -> Table:
-    table = Table(title=title)
-    frame = frame.reset_index() if frame.index.name else frame
-    for col in frame.columns:
-        table.add_column(str(col), justify="right")
-    for _, row in frame.iterrows():
-        cells = []
-        for col in frame.columns:
-            v = row[col]
-            if isinstance(v, float):
-                cells.append(format(v, (fmt or {}).get(col, ".3f")) if pd.notna(v) else "")
-            else:
-                cells.append(str(v))
-        table.add_row(*cells)
-    return table
-
-
 DataOpt = Annotated[Path, typer.Option(
     "--data", help="portfolio directory (DATA_FORMAT.md) with events.csv", exists=True,
     file_okay=False)]
@@ -81,13 +59,6 @@ MeasureOutOpt = Annotated[Path | None, typer.Option(
 RuleOpt = Annotated[Path | None, typer.Option(
     "--rule", help='JSON of a SettlementRule (e.g. {"min_achievement_ratio": 0.8, '
     '"max_paid_achievement_ratio": 1.2}); default: the default rule')]
-
-
-def _help(doc: str) -> str:
-    """A docstring as --help text: paragraphs kept, lines inside a paragraph joined."""
-    paragraphs = [" ".join(line.strip() for line in part.splitlines())
-                  for part in doc.strip().split("\n\n")]
-    return "\n\n".join(paragraphs)
 
 
 @app.command()
@@ -105,7 +76,7 @@ def measure(data: DataOpt, event: EventOpt, method: MethodOpt = "auto",
     from pipelines.measurement import METHOD_CHOICES, measure_event
 
     if method not in METHOD_CHOICES:
-        _fail(ValueError(f"unknown --method {method!r}, expected one of "
+        fail(ValueError(f"unknown --method {method!r}, expected one of "
                          f"{', '.join(METHOD_CHOICES)}"))
     try:
         settlement_rule = (SettlementRule.model_validate_json(rule.read_text()) if rule
@@ -115,7 +86,7 @@ def measure(data: DataOpt, event: EventOpt, method: MethodOpt = "auto",
             result = measure_event(portfolio, event, method, settlement_rule,
                                    progress=_reporter(progress))
     except (DataError, ModelNotFoundError, ValueError, OSError) as err:
-        _fail(err)
+        fail(err)
     cols = {"customer_id": "customer", "method": "method", "target_kw": "target kW",
             "baseline_kw": "baseline kW", "actual_kw": "actual kW",
             "reduction_kw": "reduction kW", "achievement": "achieved", "counts": "counts",
@@ -123,7 +94,7 @@ def measure(data: DataOpt, event: EventOpt, method: MethodOpt = "auto",
     if "operator_actual_kw" in result.customers:
         cols["operator_actual_kw"] = "operator kW"
     shown = result.customers[list(cols)].rename(columns=cols)
-    console.print(_table(shown, f"event {event} (rule {result.rule.name})",
+    console.print(table(shown, f"event {event} (rule {result.rule.name})",
                          {"achieved": ".1%", "target kW": ".0f", "baseline kW": ".0f",
                           "actual kW": ".0f", "reduction kW": ".0f", "paid kW": ".0f",
                           "operator kW": ".0f"}))
@@ -220,13 +191,13 @@ def baseline_eval(data: EvalDataOpt = None, dataset: DatasetOpt = None, events: 
                 result = evaluate_core(ds, config, chosen, progress=_reporter(progress))
             summary = result.summary.assign(dataset=ds.name)
             summaries.append(summary)
-            console.print(_table(result.summary, f"{ds.name}: placebo evaluation "
+            console.print(table(result.summary, f"{ds.name}: placebo evaluation "
                                  f"({len(result.events)} events)"))
             if "ml" in result.summary.index and any(m in result.summary.index
                                                     for m in ("similar_days", "x_of_y")):
                 console.print(json.dumps(ml_target_check(result.summary), indent=None))
     except (DataError, ValueError, OSError) as err:
-        _fail(err)
+        fail(err)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         pd.concat(summaries).to_csv(out)
@@ -278,7 +249,7 @@ def baseline_train(data: DataOpt, customers: CustomerListOpt = None,
         with console.status("training the ML baseline"):
             decision = train_baselines(portfolio, ids, config, train_end)
     except (DataError, ValueError, OSError, TrackingUnavailableError) as err:
-        _fail(err)
+        fail(err)
     m = decision["metrics"]
     console.print(f"{decision['name']} v{decision['version']} -> {decision['alias']} "
                   f"({decision['reason']}); held-out CV(RMSE) {m['cvrmse']:.3f}, NMBE "
@@ -286,6 +257,6 @@ def baseline_train(data: DataOpt, customers: CustomerListOpt = None,
                       f"{k} {v['cvrmse']:.3f}" for k, v in decision["rule_metrics"].items()))
 
 
-measure.__doc__ = _help(measure.__doc__)
-baseline_train.__doc__ = _help(baseline_train.__doc__)
-baseline_eval.__doc__ = _help(baseline_eval.__doc__)
+measure.__doc__ = help_text(measure.__doc__)
+baseline_train.__doc__ = help_text(baseline_train.__doc__)
+baseline_eval.__doc__ = help_text(baseline_eval.__doc__)

@@ -12,12 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from forecasting.errors import DataError
+from pipelines.cli_common import fail, help_text, parse_time, table
 
 app = typer.Typer(help="Dispatch decomposition: allocations per customer and resource.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -28,25 +27,6 @@ err_console = Console(stderr=True)
 @app.callback()
 def _group() -> None:
     """Dispatch decomposition (the ``dispatch`` command)."""
-
-
-def _fail(err: Exception) -> None:
-    err_console.print(f"[red]error:[/red] {err}", soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def parse_time(text: str, option: str) -> pd.Timestamp:
-    """An ISO 8601 time with offset; naive or unparsable text is a ``DataError`` naming the
-    option."""
-    try:
-        ts = pd.Timestamp(text)
-    except ValueError:
-        raise DataError(f"{option} {text!r} is not an ISO 8601 time; give e.g. "
-                        "2025-07-01T14:00:00+08:00") from None
-    if ts.tzinfo is None:
-        raise DataError(f"{option} {text!r} has no UTC offset; give e.g. "
-                        "2025-07-01T14:00:00+08:00")
-    return ts
 
 
 DataOpt = Annotated[Path, typer.Option(
@@ -70,23 +50,6 @@ RiskOpt = Annotated[float | None, typer.Option(
     "(default: the Instruction's, 30 CNY/kW)")]
 OutOpt = Annotated[Path | None, typer.Option(
     "--out", help="CSV of the allocations (one row per used resource)")]
-
-
-def _help(doc: str) -> str:
-    """A docstring as --help text: paragraphs kept, lines inside a paragraph joined."""
-    paragraphs = [" ".join(line.strip() for line in part.splitlines())
-                  for part in doc.strip().split("\n\n")]
-    return "\n\n".join(paragraphs)
-
-
-def _table(frame: pd.DataFrame, title: str, formats: dict[str, str]) -> Table:
-    table = Table(title=title)
-    for col in frame.columns:
-        table.add_column(col, justify="right" if col in formats else "left")
-    for _, row in frame.iterrows():
-        table.add_row(*[format(row[c], formats[c]) if c in formats and pd.notna(row[c])
-                        else ("" if pd.isna(row[c]) else str(row[c])) for c in frame.columns])
-    return table
 
 
 @app.command()
@@ -130,14 +93,14 @@ def dispatch(data: DataOpt, target_kw: TargetOpt, start: StartOpt, end: EndOpt,
                                              before=instruction.notice_time)
         plan = decompose(instruction, portfolio.resources, reliability, rule=rule)
     except (DataError, ValueError, OSError) as err:
-        _fail(err)
+        fail(err)
     except DispatchSolverError as err:  # not the data's fault: exit 1, as other failures
         err_console.print(f"[red]error:[/red] {err}", soft_wrap=True)
         raise typer.Exit(1) from err
     local = instruction.start.tzinfo
     by_customer = plan.by_customer[["customer_id", "resources", "allocated_kw", "expected_kw",
                                     "cost_cny"]]
-    console.print(_table(by_customer, f"allocations {instruction.start.isoformat()} to "
+    console.print(table(by_customer, f"allocations {instruction.start.isoformat()} to "
                          f"{instruction.end.astimezone(local).isoformat()}",
                          {"allocated_kw": ".1f", "expected_kw": ".1f", "cost_cny": ".0f"}))
     console.print(
@@ -149,7 +112,7 @@ def dispatch(data: DataOpt, target_kw: TargetOpt, start: StartOpt, end: EndOpt,
         f"{'feasible' if plan.feasible else 'NOT feasible'} ({plan.solver_status})",
         soft_wrap=True, markup=False)
     if len(plan.excluded):
-        console.print(_table(plan.excluded, f"excluded resources ({len(plan.excluded)})", {}))
+        console.print(table(plan.excluded, f"excluded resources ({len(plan.excluded)})", {}))
     for note in plan.notes:
         console.print(f"note: {note}", soft_wrap=True, markup=False)
     if out:
@@ -158,4 +121,4 @@ def dispatch(data: DataOpt, target_kw: TargetOpt, start: StartOpt, end: EndOpt,
         console.print(f"wrote {out}", soft_wrap=True, markup=False)
 
 
-dispatch.__doc__ = _help(dispatch.__doc__)
+dispatch.__doc__ = help_text(dispatch.__doc__)

@@ -14,45 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from forecasting.errors import DataError, ModelNotFoundError
+from pipelines.cli_common import fail, help_text, table
 
 app = typer.Typer(help="Response likelihood of demand-response customers.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True)
-
-
-def _fail(err: Exception) -> None:
-    console.print(f"[red]error:[/red] {err}")
-    raise typer.Exit(2)
-
-
-def _help(doc: str) -> str:
-    """A docstring as --help text: paragraphs kept, lines inside a paragraph joined."""
-    paragraphs = [" ".join(line.strip() for line in part.splitlines())
-                  for part in doc.strip().split("\n\n")]
-    return "\n\n".join(paragraphs)
-
-
-def _table(frame: pd.DataFrame, title: str, fmt: dict[str, str] | None = None) -> Table:
-    table = Table(title=title)
-    frame = frame.reset_index()
-    for col in frame.columns:
-        table.add_column(str(col), justify="right")
-    for _, row in frame.iterrows():
-        cells = []
-        for col in frame.columns:
-            v = row[col]
-            if isinstance(v, float):
-                cells.append(format(v, (fmt or {}).get(col, ".3f")) if pd.notna(v) else "")
-            else:
-                cells.append(str(v))
-        table.add_row(*cells)
-    return table
 
 
 def _rule(path: Path | None):
@@ -104,10 +74,10 @@ def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFract
         with console.status("training the response-likelihood model"):
             result, decision = train_response(read_portfolio(data), settlement_rule, config)
     except (DataError, ValueError, OSError, TrackingUnavailableError) as err:
-        _fail(err)
-    table = metrics_table(result.metrics)
-    table["n"] = table["n"].astype(int)
-    console.print(_table(table, f"held-out: {result.n_test_rows} rows of "
+        fail(err)
+    metrics = metrics_table(result.metrics)
+    metrics["n"] = metrics["n"].astype(int)
+    console.print(table(metrics, f"held-out: {result.n_test_rows} rows of "
                          f"{result.n_test_events} events from {result.test_start:%Y-%m-%d} "
                          f"(trained on {result.n_train_rows} rows; calibration "
                          f"{result.model.calibration_})"))
@@ -153,10 +123,10 @@ def response_predict(data: DataOpt, event: EventOpt = None, customers: Customers
 
     planned = [customers, start, end, notice_time, target_kw]
     if (event is None) == (customers is None):
-        _fail(DataError("give exactly one of --event ID or --customers IDS (with --start, "
+        fail(DataError("give exactly one of --event ID or --customers IDS (with --start, "
                         "--end, --notice-time, --target-kw)"))
     if customers is not None and any(v is None for v in planned):
-        _fail(DataError("a planned event needs --customers, --start, --end, --notice-time "
+        fail(DataError("a planned event needs --customers, --start, --end, --notice-time "
                         "and --target-kw"))
     try:
         settlement_rule = _rule(rule)
@@ -185,7 +155,7 @@ def response_predict(data: DataOpt, event: EventOpt = None, customers: Customers
             champion = None
         result = predict_rows(source, rows, settlement_rule, champion)
     except (DataError, ValueError, OSError, TrackingUnavailableError) as err:
-        _fail(err)
+        fail(err)
     shown = result.reset_index()
     if "actual_kw" in rows and rows["actual_kw"].notna().any():
         actual = rows.set_index(rows["customer_id"].astype(str))
@@ -193,12 +163,12 @@ def response_predict(data: DataOpt, event: EventOpt = None, customers: Customers
             actual["actual_kw"] / actual["target_kw"])
     title = (f"event {event}" if event else f"planned {event_type} event "
              f"{start} .. {end} (notice {notice_time})")
-    console.print(_table(shown.set_index("customer_id").drop(columns=["event_id", "source"]),
+    console.print(table(shown.set_index("customer_id").drop(columns=["event_id", "source"]),
                          f"{title}; threshold {settlement_rule.min_achievement_ratio:.0%}",
                          {"p_deliver": ".1%", "expected_achievement": ".1%",
                           "settled_achievement": ".1%"}))
     console.print(f"model: {result['source'].iloc[0]}")
 
 
-response_train.__doc__ = _help(response_train.__doc__)
-response_predict.__doc__ = _help(response_predict.__doc__)
+response_train.__doc__ = help_text(response_train.__doc__)
+response_predict.__doc__ = help_text(response_predict.__doc__)

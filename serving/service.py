@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -88,6 +88,17 @@ def error_response(err: Exception) -> JSONResponse | None:
             return JSONResponse({"error": str(err), "type": type(err).__name__},
                                 status_code=status)
     return None
+
+
+def answer(call: Callable[[], object]):
+    """``call()``, or the JSON error response of the domain error it raised (others raise)."""
+    try:
+        return call()
+    except Exception as err:
+        response = error_response(err)
+        if response is None:
+            raise
+        return response
 
 
 class RegistryBaselines(Mapping):
@@ -178,49 +189,27 @@ class VPPService:
     @bentoml.api(route="/baseline", input_spec=BaselineRequest)
     def baseline(self, **fields) -> BaselineResponse:
         """Baseline of a customer or site over an event window, with its band and method."""
-        try:
-            return handle_baseline(self.portfolio, BaselineRequest(**fields), self.baselines)
-        except Exception as err:
-            response = error_response(err)
-            if response is None:
-                raise
-            return response
+        return answer(lambda: handle_baseline(self.portfolio, BaselineRequest(**fields),
+                                              self.baselines))
 
     @bentoml.api(route="/baseline/measure", input_spec=MeasureRequest)
     def measure(self, **fields) -> MeasureResponse:
         """Reduction and achievement so far during an event, from the readings sent."""
-        try:
-            return handle_measure(self.portfolio, MeasureRequest(**fields), self.baselines)
-        except Exception as err:
-            response = error_response(err)
-            if response is None:
-                raise
-            return response
+        return answer(lambda: handle_measure(self.portfolio, MeasureRequest(**fields),
+                                             self.baselines))
 
     @bentoml.api(route="/dispatch", input_spec=DispatchRequest)
     def dispatch(self, **fields) -> DispatchResponse:
         """Split a load-reduction instruction into allocations per customer and resource."""
-        try:
-            return handle_dispatch(self.portfolio, DispatchRequest(**fields),
-                                   likelihood=self._planned_reliability)
-        except Exception as err:
-            response = error_response(err)
-            if response is None:
-                raise
-            return response
+        return answer(lambda: handle_dispatch(self.portfolio, DispatchRequest(**fields),
+                                              likelihood=self._planned_reliability))
 
     @bentoml.api(route="/response-likelihood", input_spec=ResponseRequest)
     def response_likelihood(self, **fields) -> ResponseResponse:
         """Probability that each customer delivers a planned event, and its expected
         achievement (champion of response-likelihood, else the historical rate)."""
-        try:
-            request = ResponseRequest(**fields)
-            return handle_response(self._response_inputs(), request, self.registry)
-        except Exception as err:
-            response = error_response(err)
-            if response is None:
-                raise
-            return response
+        return answer(lambda: handle_response(self._response_inputs(),
+                                              ResponseRequest(**fields), self.registry))
 
     def _response_inputs(self):
         """The portfolio's events, resources and loads for the response likelihood (built

@@ -14,11 +14,11 @@ this release): the household's gross consumption, not net of its PV.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.adapters import dataset_dir
 from pipelines.baseline_eval import EvalDataset
 
 NAME = "citylearn_2022"
@@ -27,18 +27,10 @@ HOLIDAY_COUNTRY = "US"
 FIRST_INTERVAL_LOCAL = "2016-07-31 23:00"
 
 
-def shared_data_dir() -> Path:
-    """../shared/data next to the repository, or ``$VPP_SHARED_DATA``."""
-    env = os.environ.get("VPP_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
 def data_dir(root: Path | None = None) -> Path:
-    path = Path(root or shared_data_dir()) / NAME
-    if not (path / "weather.csv").is_file():
-        raise FileNotFoundError(f"CityLearn 2022 data not found at {path}; set VPP_SHARED_DATA "
-                                "to the folder holding citylearn_2022/")
-    return path
+    """The shared data folder ``NAME`` (``$VPP_SHARED_DATA``); a clear error
+    (``SharedDataMissingError``, a ``FileNotFoundError``) when it is absent."""
+    return dataset_dir(NAME, root, probe="weather.csv")
 
 
 def _index(n: int) -> pd.DatetimeIndex:

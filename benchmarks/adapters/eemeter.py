@@ -15,11 +15,11 @@ kWh per reading interval is converted to mean kW (kWh per hour = kW; kWh per hal
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.adapters import dataset_dir
 from pipelines.baseline_eval import EvalDataset
 
 NAME = "eemeter_samples"
@@ -32,18 +32,10 @@ IL_TIMEZONE = "America/Chicago"
 UK_TIMEZONE = "Europe/London"
 
 
-def shared_data_dir() -> Path:
-    """../shared/data next to the repository, or ``$VPP_SHARED_DATA``."""
-    env = os.environ.get("VPP_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
 def data_dir(root: Path | None = None) -> Path:
-    path = Path(root or shared_data_dir()) / NAME
-    if not (path / "metadata.json").is_file():
-        raise FileNotFoundError(f"eemeter samples not found at {path}; set VPP_SHARED_DATA to "
-                                "the folder holding eemeter_samples/")
-    return path
+    """The shared data folder ``NAME`` (``$VPP_SHARED_DATA``); a clear error
+    (``SharedDataMissingError``, a ``FileNotFoundError``) when it is absent."""
+    return dataset_dir(NAME, root, probe="metadata.json")
 
 
 def metadata(root: Path | None = None) -> dict:

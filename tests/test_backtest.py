@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from factories import TZ, site_data, write_portfolio
+from factories import TZ, empty_prices, site_data, write_portfolio
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
@@ -38,12 +38,6 @@ def _nwp(index: pd.DatetimeIndex, truth: dict[str, np.ndarray], noise: dict[str,
     return pd.concat(rows, ignore_index=True)
 
 
-def _prices() -> pd.DataFrame:
-    return pd.DataFrame({"timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
-                         "issue_time": pd.Series(dtype="datetime64[ns, UTC]"),
-                         "market": pd.Series(dtype="string")})
-
-
 def pv_data(days: int = 40, seed: int = 0) -> SiteData:
     """15-minute PV of a 1,000 kW plant near Nanjing: clear sky times a daily cloud factor."""
     idx = pd.date_range("2024-05-01", periods=days * 96, freq="15min", tz="UTC")
@@ -57,7 +51,7 @@ def pv_data(days: int = 40, seed: int = 0) -> SiteData:
               {"ghi_wm2": 60.0, "cloud_cover_frac": 0.1, "temp_air_c": 1.0}, seed + 1)
     wx["ghi_wm2"] = wx["ghi_wm2"].clip(lower=0)
     wx["cloud_cover_frac"] = wx["cloud_cover_frac"].clip(0, 1)
-    return SiteData(site, pd.Series(power, index=idx, name="pv_power_kw"), wx, _prices())
+    return SiteData(site, pd.Series(power, index=idx, name="pv_power_kw"), wx, empty_prices())
 
 
 def wind_data(days: int = 40, seed: int = 0) -> SiteData:
@@ -74,7 +68,7 @@ def wind_data(days: int = 40, seed: int = 0) -> SiteData:
     site = Site("wind_x", "wind", TZ, 15, capacity_kw=2000.0, hub_height_m=100.0)
     wx = _nwp(idx, {"wind_speed_100m_mps": v}, {"wind_speed_100m_mps": 0.8}, seed + 1)
     wx["wind_speed_100m_mps"] = wx["wind_speed_100m_mps"].clip(lower=0)
-    return SiteData(site, pd.Series(power, index=idx, name="wind_power_kw"), wx, _prices())
+    return SiteData(site, pd.Series(power, index=idx, name="wind_power_kw"), wx, empty_prices())
 
 
 def load_data(days: int = 40) -> SiteData:

@@ -96,10 +96,10 @@ def handle_dispatch(portfolio: Portfolio, request: DispatchRequest,
                                    f"resources: {', '.join(sorted(known)[:10])}"
                                    f"{' ...' if len(known) > 10 else ''}")
         resources = resources[resources["customer_id"].astype(str).isin(request.customers)]
-    fields = request.model_dump(exclude={"customers", "risk_aversion_cny_per_kw"})
+    fields = request.model_dump(exclude={"customers", "risk_aversion_cny_per_kw",
+                                         "reliability"})
     if request.risk_aversion_cny_per_kw is not None:
         fields["risk_aversion_cny_per_kw"] = request.risk_aversion_cny_per_kw
-    fields.pop("reliability")
     instruction = Instruction(**fields)
     reliability = None
     if request.reliability != "history" and likelihood is not None:

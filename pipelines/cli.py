@@ -100,15 +100,27 @@ def validate(data: DataOpt):
                   f"{len(portfolio.measurements)} readings, {len(portfolio.weather)} weather rows")
 
 
-def _config(quantiles: str | None, holdout_days: float, n_estimators: int | None):
+def _config(quantiles: str | None, holdout_days: float, n_estimators: int | None,
+            features: str = "default", extra_weather_columns: str | None = None,
+            max_training_days: float | None = None, random_state: int | None = None):
     from pipelines.config import TrainingConfig
 
-    kwargs = {"holdout_days": holdout_days}
+    kwargs = {"holdout_days": holdout_days, "features": features}
     if quantiles:
         kwargs["quantiles"] = _quantiles(quantiles)
     if n_estimators:
         kwargs["n_estimators"] = n_estimators
-    return TrainingConfig(**kwargs)
+    if extra_weather_columns:
+        kwargs["extra_weather_columns"] = tuple(
+            c.strip() for c in extra_weather_columns.split(",") if c.strip())
+    if max_training_days is not None:
+        kwargs["max_training_days"] = max_training_days if max_training_days > 0 else None
+    if random_state is not None:
+        kwargs["random_state"] = random_state
+    try:
+        return TrainingConfig(**kwargs)
+    except ValueError as err:  # pydantic's ValidationError names the field and the rule
+        fail(DataError(f"training options: {err}"))
 
 
 @app.command()
@@ -120,27 +132,43 @@ def train(
         "--train-end", help="ISO time with offset; train on measurements "
                             "strictly before it (default: all)")] = None,
     holdout_days: Annotated[float, typer.Option(
-        help="held-out days scored before train end")] = 14,
+        help="days before train end scored by a fit made before them (promotion compares "
+             "these scores); the registered model is then refitted on all history")] = 14,
     quantiles: Annotated[str | None, typer.Option(
-        help="levels to train, e.g. 0.1,0.5,0.9")] = None,
+        help="levels to train, e.g. 0.1,0.5,0.9 (others are interpolated at forecast time)")
+    ] = None,
     n_estimators: Annotated[int | None, typer.Option(help="boosting rounds per level")] = None,
+    features: Annotated[str, typer.Option(
+        help="default (history, weather, prices, calendar) or weather_only (no measured "
+             "history, no prices: forecasts any horizon from the NWP)")] = "default",
+    extra_weather_columns: Annotated[str | None, typer.Option(
+        help="comma-separated weather columns outside the contract to use as features")] = None,
+    max_training_days: Annotated[float | None, typer.Option(
+        help="days of history used (default 730; 0 = all)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed of the fit (default 0)")] = None,
 ):
-    """Train one site's model, log it to MLflow and register it (champion or challenger)."""
+    """Train one site's model, log it to MLflow and register it (champion or challenger).
+
+    Two fits of the same configuration: one before the held-out days, scored on them
+    day-ahead (the run's holdout_* metrics, compared with the champion's on the same days),
+    then one on all history before --train-end, which is the model registered and served.
+    """
     from pipelines.training import train_site
 
+    config = _config(quantiles, holdout_days, n_estimators, features, extra_weather_columns,
+                     max_training_days, seed)
     try:
         portfolio = read_portfolio(data)
         with console.status(f"training {kind} model for {site}"):
-            out = train_site(portfolio, site, _config(quantiles, holdout_days, n_estimators),
-                             train_end=train_end, kind=kind)
+            out = train_site(portfolio, site, config, train_end=train_end, kind=kind)
     except (DataError, ValueError, TrackingUnavailableError) as err:
         fail(err)
     m = out["metrics"]
     console.print(f"{out['name']} v{out['version']} -> [bold]{out['alias']}[/bold] "
                   f"({out['reason']}); held-out MAE {m['mae']:.3f} kW, RMSE {m['rmse']:.3f}, "
                   f"mean pinball {m['mean_pinball']:.3f}, P10-P90 coverage "
-                  f"{m.get('coverage_p10_p90', float('nan')):.2f}; run {out['run_id']} "
-                  f"in {tracking_uri()}")
+                  f"{m.get('coverage_p10_p90', float('nan')):.2f}; registered fit on history "
+                  f"to {out['fit_end']}; run {out['run_id']} in {tracking_uri()}")
 
 
 @app.command("train-all")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from forecasting.features import FeatureSpec
 from models.forecaster import DEFAULT_BUCKETS, SiteForecaster
 from models.quantile import DEFAULT_QUANTILES, check_quantiles
 
@@ -21,15 +24,29 @@ class TrainingConfig(BaseModel):
     num_leaves: int = Field(31, ge=2)
     min_child_samples: int = Field(20, ge=1)
     random_state: int = 0
+    features: Literal["default", "weather_only"] = Field(
+        "default", description="default: history (lags, last known level), weather, prices, "
+        "calendar; weather_only: weather, solar geometry and calendar, no measured history "
+        "and no prices (a model that forecasts any horizon from the NWP alone)")
+    extra_weather_columns: tuple[str, ...] = Field(
+        (), description="weather columns outside the contract to use as features (lower-case, "
+        "unit in the name, e.g. toa_net_solar_wm2)")
 
     @field_validator("quantiles")
     @classmethod
     def _levels(cls, v):
         return check_quantiles(v)
 
+    def feature_spec(self) -> FeatureSpec:
+        if self.features == "weather_only":
+            return FeatureSpec(lags_minutes=(), use_last_known=False, use_price=False,
+                               extra_weather_columns=self.extra_weather_columns)
+        return FeatureSpec(extra_weather_columns=self.extra_weather_columns)
+
     def forecaster(self, kind: str) -> SiteForecaster:
         return SiteForecaster(
             kind=kind, quantiles=self.quantiles, buckets=DEFAULT_BUCKETS,
+            feature_spec=self.feature_spec(),
             n_estimators=self.n_estimators, learning_rate=self.learning_rate,
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples,
             calibration_days=self.calibration_days, max_training_days=self.max_training_days,

@@ -3,7 +3,8 @@
 ``forecast_core`` is pure (a fitted forecaster and data in, a frame out); ``forecast_site``
 looks the champion up in the registry. Checks before forecasting, each a clear error:
 naive times, an empty or reversed window, a window that starts before the issue time by
-more than a day, no measurement known in the week before the issue time (stale data).
+more than a day, no measurement known in the week before the issue time (stale data; not
+asked of a ``weather_only`` model, which reads no history).
 Poor but usable inputs (flatlined or day-old readings, missing weather for PV/wind) do not
 fail: the flagged climatology fallback answers and the ``quality`` column (an extension of
 the output format) says why.
@@ -59,9 +60,10 @@ def weather_columns_of(data: SiteData) -> list[str]:
             and data.weather[c].notna().any()]
 
 
-def needs_fallback(kind: str, flags: list[str]) -> bool:
-    """Stale readings always; missing or stale weather for PV and wind (weather-driven)."""
-    if "stale_measurements" in flags:
+def needs_fallback(kind: str, flags: list[str], uses_history: bool = True) -> bool:
+    """Stale readings for a model that reads them; missing or stale weather for PV and wind
+    (weather-driven)."""
+    if uses_history and "stale_measurements" in flags:
         return True
     return kind in ("pv", "wind") and bool({"missing_weather", "stale_weather"} & set(flags))
 
@@ -77,13 +79,15 @@ def forecast_core(model: LoadedModel, data: SiteData, issue_time, start, end,
     targets = target_index(data.site, start, end)
     if targets[0] < issue - pd.Timedelta(days=1):
         raise DataError(f"window starts {targets[0]}, more than a day before issue time {issue}")
-    check_fresh(data, issue)
+    uses_history = model.forecaster.spec_.uses_history
+    if uses_history:  # a weather-only model needs no recent readings
+        check_fresh(data, issue)
     report = assess(data, issue, targets, weather_columns_of(data))
     flags = list(dict.fromkeys(report.flags))
     for message in report.messages:
         log.warning(message)
     levels = quantiles if quantiles is not None else model.forecaster.quantiles_
-    if needs_fallback(data.site.kind, flags):
+    if needs_fallback(data.site.kind, flags, uses_history):
         out = ClimatologyFallback().forecast(report.data, issue, targets, levels)
         flags.append("fallback_climatology")
         version = f"fallback-climatology (champion {model.label} not used)"

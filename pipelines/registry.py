@@ -59,9 +59,11 @@ class ModelRegistry:
         key = (name, str(mv.version))
         with self._lock:
             if key not in self._cache:
-                local = mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"models:/{name}/{mv.version}", tracking_uri=self.uri,
-                    registry_uri=self.uri)
+                # the version's own artifact location: a ``models:/`` URI would be resolved
+                # against the process-wide registry URI, not this registry's
+                source = self.client.get_model_version_download_uri(name, mv.version)
+                local = mlflow.artifacts.download_artifacts(artifact_uri=source,
+                                                            tracking_uri=self.uri)
                 self._cache[key] = mlflow.pyfunc.load_model(local).unwrap_python_model()
             return key[1], self._cache[key]
 

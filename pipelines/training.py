@@ -1,9 +1,13 @@
 """Training a site's forecaster, in two layers (OpenSTEF-style).
 
-``train_core`` is pure: frames in, a fitted model and its held-out scores out. The model is
-fitted on measurements before ``train_end - holdout_days`` and scored on the held-out days
-with the day-ahead schedule (issued ``issue_hour_local`` the day before); the registered
-model is exactly the one scored.
+``train_core`` is pure: frames in, fitted models and held-out scores out, in two fits of the
+same configuration:
+
+1. the **scoring fit**, on measurements before ``train_end - holdout_days``, forecasts the
+   held-out days with the day-ahead schedule (issued ``issue_hour_local`` the day before):
+   these scores are the run's ``holdout_*`` metrics and what promotion compares;
+2. the **final fit**, on *all* measurements before ``train_end``, is the model registered
+   (and served): a champion never ignores the latest ``holdout_days`` of history.
 
 ``train_site`` adds MLflow: one run in experiment ``vpp-<kind>`` with params, data window,
 held-out metrics (overall and per lead hour), plots and importances, the model (pyfunc,
@@ -52,13 +56,15 @@ log = logging.getLogger(__name__)
 class TrainResult:
     site_id: str
     kind: str
-    model: object
+    model: object  # the final fit (all history before train_end): registered and served
     train_end: pd.Timestamp
     holdout_start: pd.Timestamp
     holdout_forecasts: pd.DataFrame
     metrics: dict
     per_lead_hour: pd.DataFrame
-    fit_seconds: float
+    fit_seconds: float  # the final fit
+    scoring_model: object = None  # fitted before holdout_start; produced holdout_forecasts
+    scoring_fit_seconds: float = float("nan")
     extra: dict = field(default_factory=dict)
 
 
@@ -69,7 +75,7 @@ def default_train_end(data: SiteData) -> pd.Timestamp:
 
 
 def train_core(data: SiteData, config: TrainingConfig, train_end=None) -> TrainResult:
-    """Fit on history before the held-out window; score the window day-ahead."""
+    """Score a fit made before the held-out window on it; refit on all history (module doc)."""
     site = data.site
     end = as_utc(train_end, "train_end") if train_end is not None else default_train_end(data)
     holdout_start = (end - pd.Timedelta(days=config.holdout_days)).tz_convert(
@@ -81,19 +87,31 @@ def train_core(data: SiteData, config: TrainingConfig, train_end=None) -> TrainR
             f"site {site.site_id}: no measurements before {holdout_start} (train_end {end} "
             f"minus {config.holdout_days:g} held-out days); move --train-end later")
     t0 = time.perf_counter()
-    model = config.forecaster(site.kind).fit(fit_data)
-    fit_seconds = time.perf_counter() - t0
+    scoring_model = config.forecaster(site.kind).fit(fit_data)
+    scoring_seconds = time.perf_counter() - t0
     schedule = day_ahead_schedule(holdout_start, end, site.timezone, config.issue_hour_local)
-    forecasts = attach_actuals(forecast_schedule(model, history, schedule), history)
+    forecasts = attach_actuals(forecast_schedule(scoring_model, history, schedule), history)
     scores = score_forecasts(forecasts, site.capacity_kw if site.kind != "load" else None,
                              site.timezone)
+    t0 = time.perf_counter()
+    model = config.forecaster(site.kind).fit(history)
+    fit_seconds = time.perf_counter() - t0
+    log.info("site %s: scored a fit ending %s on %s..%s; registered fit uses history to %s",
+             site.site_id, scoring_model.training_window_[1], holdout_start, end,
+             model.training_window_[1])
     return TrainResult(site.site_id, site.kind, model, end, holdout_start, forecasts,
-                       scores["overall"], scores["per_lead_hour"], fit_seconds)
+                       scores["overall"], scores["per_lead_hour"], fit_seconds,
+                       scoring_model=scoring_model, scoring_fit_seconds=scoring_seconds)
 
 
 def score_champion(client, name: str, data: SiteData, result: TrainResult,
                    config: TrainingConfig) -> dict | None:
-    """Score the current champion on the challenger's held-out window (same issues)."""
+    """Score the current champion on the challenger's held-out window (same issues).
+
+    The champion's final fit may have seen part of that window (it was trained on all history
+    before its own train_end): the comparison is on the same window, but it favours the
+    champion when train ends are close, so a challenger has to be clearly better.
+    """
     version = champion_version(client, name)
     if version is None:
         return None
@@ -131,19 +149,24 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
     champion_scores = score_champion(client, name, data, result, config)
     with mlflow.start_run(experiment_id=exp_id, run_name=f"train {name}") as run:
         fit_window = result.model.training_window_
+        scoring_window = result.scoring_model.training_window_
         mlflow.set_tags({"site_id": site.site_id, "kind": site.kind, "pipeline": "train",
                          "holdout_start": result.holdout_start.isoformat(),
-                         "train_end": result.train_end.isoformat()})
+                         "train_end": result.train_end.isoformat(),
+                         "registered_model": "final fit on all history before train_end"})
         mlflow.log_params({**config.model_dump(), "site_id": site.site_id,
                            "resolution_minutes": site.resolution_minutes,
                            "fit_start": fit_window[0].isoformat(),
                            "fit_end": fit_window[1].isoformat(),
+                           "scoring_fit_start": scoring_window[0].isoformat(),
+                           "scoring_fit_end": scoring_window[1].isoformat(),
                            "holdout_start": result.holdout_start.isoformat(),
                            "holdout_end": result.train_end.isoformat(),
                            "n_features": len(result.model.feature_names_)})
         metrics = {f"holdout_{k}": float(v) for k, v in result.metrics.items()
                    if np.isfinite(v)}
         metrics["fit_seconds"] = result.fit_seconds
+        metrics["scoring_fit_seconds"] = result.scoring_fit_seconds
         if champion_scores:
             metrics.update({f"champion_holdout_{k}": float(v) for k, v in champion_scores.items()
                             if k != "version" and np.isfinite(v)})
@@ -170,7 +193,9 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
             "the same held-out window")
         log.info("%s v%s -> %s (%s)", name, version, alias, reason)
         return {"name": name, "version": version, "alias": alias, "reason": reason,
-                "run_id": run.info.run_id, "metrics": result.metrics}
+                "run_id": run.info.run_id, "metrics": result.metrics,
+                "fit_end": fit_window[1].isoformat(),
+                "scoring_fit_end": scoring_window[1].isoformat()}
 
 
 def _feature_example(result: TrainResult, data: SiteData) -> pd.DataFrame:

@@ -32,8 +32,11 @@ def test_train_register_promote_and_reload(portfolio_dir, mlflow_uri):
     for key in ("holdout_mae", "holdout_rmse", "holdout_mean_pinball", "holdout_coverage_p10_p90"):
         assert key in run.data.metrics
     assert run.data.params["holdout_end"] == "2024-03-31T16:00:00+00:00"
-    assert pd.Timestamp(run.data.params["fit_end"]) < pd.Timestamp(run.data.params[
+    # scored by a fit made before the held-out days; registered: refitted on all history
+    assert pd.Timestamp(run.data.params["scoring_fit_end"]) < pd.Timestamp(run.data.params[
         "holdout_start"])
+    assert run.data.params["fit_end"] == "2024-03-31T15:45:00+00:00"  # last interval before end
+    assert run.data.tags["registered_model"].startswith("final fit")
     artifacts = {a.path for a in client.list_artifacts(first["run_id"], "plots")}
     assert "plots/forecast_vs_actual.png" in artifacts
     assert "plots/feature_importance.png" in artifacts
@@ -48,6 +51,7 @@ def test_train_register_promote_and_reload(portfolio_dir, mlflow_uri):
 
     loaded = ModelRegistry(mlflow_uri).champion("load", "load_x")
     assert loaded.label == "load-load_x/1"
+    assert loaded.forecaster.training_window_[1] == pd.Timestamp("2024-03-31T15:45:00+00:00")
     out = loaded.forecaster.forecast(portfolio.site_data("load_x"),
                                      pd.Timestamp("2024-04-02T12:00", tz=TZ),
                                      pd.date_range("2024-04-03", periods=96, freq="15min", tz=TZ))

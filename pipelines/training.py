@@ -195,7 +195,9 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
         return {"name": name, "version": version, "alias": alias, "reason": reason,
                 "run_id": run.info.run_id, "metrics": result.metrics,
                 "fit_end": fit_window[1].isoformat(),
-                "scoring_fit_end": scoring_window[1].isoformat()}
+                "scoring_fit_end": scoring_window[1].isoformat(),
+                "fit_seconds": result.fit_seconds,
+                "scoring_fit_seconds": result.scoring_fit_seconds}
 
 
 def _feature_example(result: TrainResult, data: SiteData) -> pd.DataFrame:

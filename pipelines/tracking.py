@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
 import numpy as np
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
+
+if TYPE_CHECKING:  # mlflow is imported where it is used: `vpp --help` need not load it
+    from mlflow import MlflowClient
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -63,6 +64,8 @@ def tracking_session(uri: str | None = None):
     environment variables; both the module state and the environment are restored on exit,
     so a session leaves no trace on later calls.
     """
+    import mlflow
+    from mlflow import MlflowClient
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
@@ -88,6 +91,8 @@ def tracking_session(uri: str | None = None):
 
 
 def check_reachable(client: MlflowClient, uri: str) -> None:
+    from mlflow.exceptions import MlflowException
+
     try:
         client.search_experiments(max_results=1)
     except (MlflowException, OSError, ConnectionError) as err:
@@ -116,6 +121,8 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
 
 def champion_version(client: MlflowClient, name: str):
     """The registered version under alias ``champion``, or None."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -137,6 +144,8 @@ def promote(client: MlflowClient, name: str, version: str, metric: str, new: flo
 
     Sets the alias, tags the version and the active run; returns (alias, reason).
     """
+    import mlflow
+
     promoted = old is None or not np.isfinite(old) or new < old
     alias = CHAMPION if promoted else CHALLENGER
     client.set_registered_model_alias(name, alias, version)

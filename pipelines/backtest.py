@@ -30,8 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from forecasting.errors import DataError
 from forecasting.portfolio import Portfolio, SiteData, as_utc
-from models.forecaster import DEFAULT_BUCKETS, SiteForecaster
+from models.forecaster import SiteForecaster
 from models.quantile import DEFAULT_QUANTILES, check_quantiles
+from pipelines.config import TrainingConfig
 from pipelines.evaluation import (
     Schedule,
     attach_actuals,
@@ -77,15 +78,18 @@ class BacktestConfig(BaseModel):
     def _levels(cls, v):
         return None if v is None else check_quantiles(v)
 
-    def forecaster(self, kind: str) -> SiteForecaster:
-        kwargs = {"kind": kind, "buckets": DEFAULT_BUCKETS,
-                  "quantiles": self.train_quantiles or DEFAULT_QUANTILES,
+    def training_config(self) -> TrainingConfig:
+        """The training configuration of each fit: ``vpp train``'s, with these overrides."""
+        kwargs = {"quantiles": self.train_quantiles or DEFAULT_QUANTILES,
                   "calibration_days": self.calibration_days,
                   "max_training_days": self.max_training_days,
                   "random_state": self.random_state}
         if self.n_estimators:
             kwargs["n_estimators"] = self.n_estimators
-        return SiteForecaster(**kwargs)
+        return TrainingConfig(**kwargs)
+
+    def forecaster(self, kind: str) -> SiteForecaster:
+        return self.training_config().forecaster(kind)
 
     def issue_schedule(self, start, end, timezone: str) -> Schedule:
         if self.schedule == "day_ahead":

@@ -109,6 +109,9 @@ class ResponseLikelihood(BaseEstimator):
         ``X``: numeric feature columns (``event_features`` output; ``notice_time``/``start``
         are used only to order the rows in time, ``start`` first). ``y``: achievement per row
         (array or Series aligned by position), NaN where unsettled (those rows are dropped).
+
+        Sets ``training_window_``: the (first, last) ``start`` (else ``notice_time``) of the
+        labelled rows fitted, UTC; None when ``X`` has neither column.
         """
         if not 0 < self.calibration_fraction < 1:
             raise ValueError(f"calibration_fraction {self.calibration_fraction} must lie in "
@@ -141,6 +144,7 @@ class ResponseLikelihood(BaseEstimator):
         self.n_features_in_ = len(self.feature_names_in_)
         rows = X.loc[labelled, list(self.feature_names_in_)].astype("float64")
         order = _time_order(X.loc[labelled])
+        self.training_window_ = _time_window(X.loc[labelled])
         rows, ach, delivered = rows.iloc[order], y[labelled][order], delivered[order]
         n_cal = max(1, math.ceil(self.calibration_fraction * n))
         fit_rows, cal_rows = rows.iloc[: n - n_cal], rows.iloc[n - n_cal:]
@@ -221,6 +225,14 @@ def _time_order(X: pd.DataFrame) -> np.ndarray:
             return np.argsort(pd.to_datetime(X[col]).to_numpy(dtype="datetime64[ns]"),
                               kind="stable")
     return np.arange(len(X))
+
+
+def _time_window(X: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    for col in ("start", "notice_time"):
+        if col in X.columns:
+            times = pd.to_datetime(X[col], utc=True)
+            return times.min(), times.max()
+    return None
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

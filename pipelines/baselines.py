@@ -2,18 +2,25 @@
 
 Two layers, as ``pipelines.training``:
 
-``train_baseline_core`` is pure: an ``EvalDataset`` in, a fitted ``MLBaseline`` and its
-held-out placebo scores out. The model is fitted on readings before ``train_end -
-holdout_days`` and scored on placebo events drawn in the held-out days (plus the best rule
-baseline on the same events, for reference); the registered model is exactly the one
-scored.
+``train_baseline_core`` is pure: an ``EvalDataset`` in, fitted ``MLBaseline`` models and
+held-out placebo scores out, in two fits of the same configuration:
 
-``train_baselines`` adds MLflow: one run in experiment ``vpp-baseline`` with params, the
-data window, the held-out metrics of the model and of the rules, and the model (pyfunc,
-pinned requirements) registered as ``baseline-<customer_id>`` for one customer or
-``baseline-pooled`` for a pooled model. Promotion: the new version becomes ``champion``
-when there is none or when its CV(RMSE) on the *same* held-out placebo events is lower
-than the current champion's (re-scored there now); otherwise ``challenger``.
+1. the **scoring fit**, on readings before ``train_end - holdout_days`` (the held-out start,
+   local midnight), is scored on placebo events drawn in the held-out days, next to the
+   rule baselines ``REFERENCE_RULES`` on the same events: these scores are the run's
+   ``holdout_*`` metrics and what promotion compares;
+2. the **final fit**, on *all* readings before ``train_end``, is the model registered (and
+   served): a champion never ignores the latest ``holdout_days`` of history.
+
+``train_baselines`` adds MLflow: one run in experiment ``vpp-baseline`` with params, both
+data windows (``scoring_fit_start``/``_end``/``_n_rows`` and ``final_fit_start``/``_end``/
+``_n_rows``: first and last training reading, UTC interval starts; tag ``registered_model``
+says the final fit is registered), the held-out metrics of the scoring fit and of the rules,
+the final fit's feature importance, and the final model (pyfunc, pinned requirements)
+registered as ``baseline-<customer_id>`` for one customer or ``baseline-pooled`` for a
+pooled model. Promotion: the new version becomes ``champion`` when there is none or when
+its scoring fit's CV(RMSE) on the held-out placebo events is lower than the current
+champion's re-scored on the *same* events now; otherwise ``challenger``.
 
 ``load_champion(name)`` returns the champion ``MLBaseline`` (for the serving handlers).
 """
@@ -87,14 +94,16 @@ class BaselineTrainingConfig(BaseModel):
 @dataclass
 class BaselineTrainResult:
     name: str
-    model: MLBaseline
+    model: MLBaseline  # the final fit (all readings before train_end): registered and served
     train_end: pd.Timestamp
     holdout_start: pd.Timestamp
-    events: pd.DataFrame
-    metrics: dict
+    events: pd.DataFrame  # held-out placebo events
+    metrics: dict  # the scoring fit's, on the held-out events
     rule_metrics: dict
-    fit_seconds: float
+    fit_seconds: float  # the final fit
     intervals: pd.DataFrame | None = None  # scored held-out rows (ML and reference rules)
+    scoring_model: MLBaseline | None = None  # fitted before holdout_start; gave `metrics`
+    scoring_fit_seconds: float = float("nan")
 
 
 def registered_baseline_name(customers: list[str]) -> str:
@@ -104,18 +113,26 @@ def registered_baseline_name(customers: list[str]) -> str:
 
 def train_baseline_core(data: EvalDataset, config: BaselineTrainingConfig | None = None,
                         train_end=None) -> BaselineTrainResult:
-    """Fit before the held-out days, score on placebo events in them (see module doc)."""
+    """Score a fit made before the held-out days on placebo events in them, then refit on
+    all readings before ``train_end`` (see module doc)."""
     config = config or BaselineTrainingConfig()
     last = max(s.index.max() for s in data.loads.values())
     end = as_utc(train_end, "train_end") if train_end is not None else last
     holdout_start = (end - pd.Timedelta(days=config.holdout_days)).tz_convert(
         data.timezone).normalize().tz_convert("UTC")
-    t0 = time.perf_counter()
-    model = config.model().fit(
-        {c: s[s.index < end] for c, s in data.loads.items()}, timezone=data.timezone,
-        holiday_country=data.holiday_country, event_days=data.event_days,
-        weather=data.weather or None, train_end=holdout_start)
-    fit_seconds = time.perf_counter() - t0
+    # both fits keep the history up to `end` for their level features (masked at each
+    # event start); they differ only in where training stops
+    loads = {c: s[s.index < end] for c, s in data.loads.items()}
+
+    def fit(cutoff: pd.Timestamp) -> tuple[MLBaseline, float]:
+        t0 = time.perf_counter()
+        model = config.model().fit(loads, timezone=data.timezone,
+                                   holiday_country=data.holiday_country,
+                                   event_days=data.event_days, weather=data.weather or None,
+                                   train_end=cutoff)
+        return model, time.perf_counter() - t0
+
+    scoring_model, scoring_seconds = fit(holdout_start)
     placebo = PlaceboConfig(n_events_per_customer=config.n_events_per_customer,
                             seed=config.seed)
     events = draw_events_between(data, placebo, holdout_start, end)
@@ -123,14 +140,18 @@ def train_baseline_core(data: EvalDataset, config: BaselineTrainingConfig | None
         raise InsufficientDataError(
             f"{data.name}: no placebo event fits in the held-out days {holdout_start} .. {end};"
             " lengthen holdout_days or give more data")
-    loads = {c: s[s.index < end] for c, s in data.loads.items()}
     rules = {m: _rule_factory(m, data, loads) for m in REFERENCE_RULES}
-    summary, intervals = score_on_events({"ml": model, **rules}, loads, events)
+    summary, intervals = score_on_events({"ml": scoring_model, **rules}, loads, events)
     metrics = summary.loc["ml"].to_dict()
     rule_metrics = {m: summary.loc[m].to_dict() for m in REFERENCE_RULES if m in summary.index}
+    model, fit_seconds = fit(end)
     name = registered_baseline_name(sorted(data.loads))
+    log.info("%s: scored a fit on readings to %s on %s .. %s; the registered fit uses "
+             "readings to %s", name, scoring_model.training_window_[1], holdout_start, end,
+             model.training_window_[1])
     return BaselineTrainResult(name, model, end, holdout_start, events, metrics, rule_metrics,
-                               fit_seconds, intervals)
+                               fit_seconds, intervals, scoring_model=scoring_model,
+                               scoring_fit_seconds=scoring_seconds)
 
 
 def _rule_factory(method: str, data: EvalDataset, loads: dict):
@@ -181,7 +202,12 @@ def _light_copy(model: MLBaseline) -> MLBaseline:
 
 
 def score_champion(name: str, data: EvalDataset, result: BaselineTrainResult) -> dict | None:
-    """The current champion re-scored on the challenger's held-out placebo events."""
+    """The current champion re-scored on the challenger's held-out placebo events.
+
+    The champion is a final fit (all readings before *its* train_end), so it may have been
+    trained on part of this held-out window: accepted. The comparison is still on the same
+    events, but it favours the champion when the train ends are close.
+    """
     champion = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
     model: MLBaseline = champion.baseline
     loads = {c: s[s.index < result.train_end] for c, s in data.loads.items()}
@@ -206,20 +232,24 @@ def log_and_register(client, data: EvalDataset, result: BaselineTrainResult,
         mlflow.set_tags({"pipeline": "baseline", "dataset": data.name,
                          "customers": ",".join(sorted(data.loads))[:5000],
                          "holdout_start": result.holdout_start.isoformat(),
-                         "train_end": result.train_end.isoformat()})
+                         "train_end": result.train_end.isoformat(),
+                         "registered_model": "final fit on all history before train_end"})
         mlflow.log_params({**config.model_dump(), "n_customers": len(data.loads),
                            "timezone": data.timezone,
                            "holiday_country": str(data.holiday_country),
                            "resolution_minutes": int(result.model.resolution_ /
                                                      pd.Timedelta(minutes=1)),
                            "n_features": len(result.model.feature_names),
-                           "n_holdout_events": len(result.events)})
+                           "n_holdout_events": len(result.events),
+                           **fit_window_params("final_fit", result.model),
+                           **fit_window_params("scoring_fit", result.scoring_model)})
         metrics = {f"holdout_{k}": float(v) for k, v in result.metrics.items()
                    if isinstance(v, (int, float)) and np.isfinite(v)}
         for rule, scores in result.rule_metrics.items():
             metrics.update({f"holdout_{rule}_{k}": float(v) for k, v in scores.items()
                             if isinstance(v, (int, float)) and np.isfinite(v)})
         metrics["fit_seconds"] = result.fit_seconds
+        metrics["scoring_fit_seconds"] = result.scoring_fit_seconds
         if champion_scores:
             metrics.update({f"champion_holdout_{k}": float(v)
                             for k, v in champion_scores.items()
@@ -245,17 +275,27 @@ def log_and_register(client, data: EvalDataset, result: BaselineTrainResult,
         log.info("%s v%s -> %s (%s)", name, version, alias, reason)
         return {"name": name, "version": version, "alias": alias, "reason": reason,
                 "run_id": run.info.run_id, "metrics": result.metrics,
-                "rule_metrics": result.rule_metrics}
+                "rule_metrics": result.rule_metrics,
+                "final_fit_window": result.model.training_window_,
+                "scoring_fit_window": result.scoring_model.training_window_}
+
+
+def fit_window_params(prefix: str, model: MLBaseline) -> dict:
+    """``<prefix>_start``, ``_end`` (first and last training reading, UTC ISO) and
+    ``_n_rows`` of a fitted ``MLBaseline``."""
+    first, last = model.training_window_
+    return {f"{prefix}_start": first.isoformat(), f"{prefix}_end": last.isoformat(),
+            f"{prefix}_n_rows": model.n_training_rows_}
 
 
 def _log_figures(data: EvalDataset, result: BaselineTrainResult) -> None:
     from pipelines import plots
 
-    gain = result.model.feature_importances()
+    gain = result.model.feature_importances()  # of the registered (final) fit
     figures = [(plots.feature_importance(gain / gain.sum(),
                                          f"{result.name}: feature importance"),
                 "plots/feature_importance.png")]
-    if result.intervals is not None and not result.intervals.empty:
+    if result.intervals is not None and not result.intervals.empty:  # the scoring fit's
         figures.append((plots.baseline_events(
             result.intervals, data.timezone,
             f"{result.name}: held-out placebo events (nobody responded)"),

@@ -222,10 +222,12 @@ def baseline_train(data: DataOpt, customers: CustomerListOpt = None,
                    skip_trained: SkipTrainedOpt = False) -> None:
     """Train the ML baseline, log it to MLflow (experiment vpp-baseline) and register it.
 
-    One customer is registered as baseline-<customer_id>, several as baseline-pooled. The
-    model is fitted before the held-out days and scored there on placebo events (next to
-    the similar-days and X-of-Y baselines); it becomes champion when there is none or when
-    its CV(RMSE) beats the champion's on the same events, else challenger.
+    One customer is registered as baseline-<customer_id>, several as baseline-pooled. A
+    fit made before the held-out days is scored there on placebo events (next to the
+    similar-days and X-of-Y baselines); the same configuration is then refitted on all
+    readings before the train end, and that model is registered: champion when there is
+    none or when the held-out CV(RMSE) beats the champion's on the same events, else
+    challenger.
     """
     from forecasting.portfolio import read_portfolio
     from pipelines.baseline_eval import dataset_from_portfolio
@@ -255,6 +257,10 @@ def baseline_train(data: DataOpt, customers: CustomerListOpt = None,
                   f"({decision['reason']}); held-out CV(RMSE) {m['cvrmse']:.3f}, NMBE "
                   f"{m['nmbe']:+.2%}; rules: " + ", ".join(
                       f"{k} {v['cvrmse']:.3f}" for k, v in decision["rule_metrics"].items()))
+    scored, final = decision["scoring_fit_window"], decision["final_fit_window"]
+    stamp = "%Y-%m-%d %H:%M"
+    console.print(f"scored: a fit on readings to {scored[1]:{stamp}} UTC; registered: "
+                  f"refitted on readings {final[0]:{stamp}} .. {final[1]:{stamp}} UTC")
 
 
 measure.__doc__ = help_text(measure.__doc__)

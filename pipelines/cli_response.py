@@ -1,9 +1,10 @@
 """``vpp response-train`` and ``vpp response-predict`` (mounted into ``pipelines.cli``).
 
 ``response-train`` fits the response-likelihood model (will a customer deliver at least the
-settlement threshold of its commitment?), scores it on the latest 25 % of the events beside
-the portfolio base rate and the per-customer historical rate, logs it to MLflow
-(experiment ``vpp-response``) and registers it as ``response-likelihood``.
+settlement threshold of its commitment?) on the earlier events, scores it on the latest
+25 % of the events beside the portfolio base rate and the per-customer historical rate,
+refits it on every settled event, logs both to MLflow (experiment ``vpp-response``) and
+registers the refitted model as ``response-likelihood``.
 ``response-predict`` answers p_deliver and the expected achievement per customer for an
 event of the portfolio or a planned one, with what was known at its notice time.
 Data errors end with exit code 2 and a message that says what to fix.
@@ -51,8 +52,9 @@ def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFract
     A calibrated LightGBM classifier of delivered = achievement >= the rule's threshold and
     a regressor of the expected achievement, fitted on the earlier events and scored on the
     latest ones (Brier, log loss, ROC AUC, ECE, MAE of achievement) beside the portfolio
-    base rate and each customer's Beta-shrunk historical rate. Registered as
-    response-likelihood: champion when there is none or when its held-out Brier score beats
+    base rate and each customer's Beta-shrunk historical rate. The same configuration is
+    then refitted on every settled event, and that model is registered as
+    response-likelihood: champion when there is none or when the held-out Brier score beats
     the champion's on the same events, else challenger.
     """
     from forecasting.portfolio import read_portfolio
@@ -79,8 +81,12 @@ def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFract
     metrics["n"] = metrics["n"].astype(int)
     console.print(table(metrics, f"held-out: {result.n_test_rows} rows of "
                          f"{result.n_test_events} events from {result.test_start:%Y-%m-%d} "
-                         f"(trained on {result.n_train_rows} rows; calibration "
-                         f"{result.model.calibration_})"))
+                         f"(scored fit: {result.n_train_rows} rows; calibration "
+                         f"{result.scoring_model.calibration_})"))
+    first, last = result.model.training_window_
+    console.print(f"registered: refitted on {result.n_final_rows} rows of "
+                  f"{result.n_final_events} settled events starting {first:%Y-%m-%d} .. "
+                  f"{last:%Y-%m-%d} (calibration {result.model.calibration_})")
     console.print(f"{decision['name']} v{decision['version']} -> {decision['alias']} "
                   f"({decision['reason']})")
 

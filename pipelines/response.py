@@ -2,11 +2,20 @@
 
 Two layers, as ``pipelines.baselines``:
 
-``train_response_core`` is pure: a portfolio (or its frames) in, a fitted
-``ResponseLikelihood`` and its held-out scores out. Events are ordered by ``start``; the
+``train_response_core`` is pure: a portfolio (or its frames) in, fitted
+``ResponseLikelihood`` models and held-out scores out. Events are ordered by ``start``; the
 last ``test_fraction`` (25 %) of the *events* (all their customers together) are held out.
-The model is fitted (and calibrated, on its own later slice) on the earlier events and
-scored on the held-out ones, beside two references on the same rows:
+Two fits of the same configuration:
+
+1. the **scoring fit**, on the labelled rows of the earlier events (calibrated on the
+   latest ``calibration_fraction`` of those rows), is scored on the held-out ones: these
+   scores are the run's ``holdout_*`` metrics and what promotion compares;
+2. the **final fit**, on *every* labelled row (all settled events of the data, held-out
+   ones included; calibrated the same way, on the latest ``calibration_fraction`` of
+   them), is the model registered (and served): a champion never ignores the latest
+   settled events.
+
+The scoring fit is scored beside two references on the same rows:
 
 - ``base_rate``: the delivered share of the training rows, for everyone (and their mean
   achievement as the expected achievement);
@@ -16,15 +25,17 @@ scored on the held-out ones, beside two references on the same rows:
 
 Metrics on the held-out rows: Brier score, log loss, ROC AUC, expected calibration error
 (ECE, 10 equal-width bins) of ``p_deliver`` against delivered = achievement >= threshold,
-and the MAE of ``expected_achievement`` against the achievement. The registered model is
-exactly the one scored.
+and the MAE of ``expected_achievement`` against the achievement.
 
-``log_and_register`` adds MLflow: one run in experiment ``vpp-response`` with params, the
-metrics of the model and of both references, a reliability diagram, the feature importance,
-the held-out predictions, and the model (pyfunc, pinned requirements) registered as
+``log_and_register`` adds MLflow: one run in experiment ``vpp-response`` with params, both
+data windows (``scoring_fit_start``/``_end``/``_n_rows``/``_n_events`` and the same for
+``final_fit``: first and last ``start`` of the labelled events fitted, UTC; tag
+``registered_model`` says the final fit is registered), the held-out metrics of the scoring
+fit and of both references, its reliability diagram and held-out predictions, the final
+fit's feature importance, and the final model (pyfunc, pinned requirements) registered as
 ``response-likelihood``. Promotion (``pipelines.tracking.promote``): champion when there is
-none or when its held-out Brier score beats the champion's re-scored on the *same* rows;
-otherwise challenger.
+none or when the scoring fit's held-out Brier score beats the champion's re-scored on the
+*same* rows; otherwise challenger.
 
 ``load_champion`` returns the champion estimator and its version.
 """
@@ -182,16 +193,21 @@ def build_features(data: ResponseData, rule: SettlementRule,
 
 @dataclass
 class ResponseTrainResult:
-    model: ResponseLikelihood
+    model: ResponseLikelihood  # the final fit (every labelled row): registered and served
     rule: SettlementRule
     test_start: pd.Timestamp  # start of the first held-out event (UTC)
-    n_train_rows: int
+    n_train_rows: int  # labelled rows of the scoring fit
     n_test_rows: int
     n_test_events: int
     predictions: pd.DataFrame  # held-out rows: labels and every method's predictions
     test_features: pd.DataFrame
-    metrics: dict[str, dict[str, float]]  # method -> metric -> value
-    fit_seconds: float
+    metrics: dict[str, dict[str, float]]  # method -> metric -> value (the scoring fit's)
+    fit_seconds: float  # the final fit
+    scoring_model: ResponseLikelihood | None = None  # fitted on the earlier events; scored
+    scoring_fit_seconds: float = float("nan")
+    n_train_events: int = 0  # events with a labelled row in the scoring fit
+    n_final_rows: int = 0  # labelled rows of the final fit
+    n_final_events: int = 0
 
 
 def expected_calibration_error(delivered, p, n_bins: int = ECE_BINS) -> float:
@@ -260,7 +276,8 @@ def historical_as_of(events: pd.DataFrame, rows: pd.DataFrame, rule: SettlementR
 def train_response_core(source: Portfolio | Mapping | ResponseData,
                         rule: SettlementRule | None = None,
                         config: ResponseTrainingConfig | None = None) -> ResponseTrainResult:
-    """Fit on the earlier events, score on the latest ``test_fraction`` (see module doc)."""
+    """Score a fit on the earlier events on the latest ``test_fraction``, then refit on
+    every labelled row (see module doc)."""
     rule = rule or SettlementRule()
     config = config or ResponseTrainingConfig()
     data = response_data(source)
@@ -276,15 +293,15 @@ def train_response_core(source: Portfolio | Mapping | ResponseData,
     train = ~test
     labelled = np.isfinite(y.to_numpy())
     t0 = time.perf_counter()
-    model = config.model(rule).fit(features[train], y[train].to_numpy())
-    fit_seconds = time.perf_counter() - t0
+    scoring_model = config.model(rule).fit(features[train], y[train].to_numpy())
+    scoring_seconds = time.perf_counter() - t0
     held = test & labelled
     if not held.any():
         raise InsufficientDataError(f"{data.name}: no held-out event row has a settled "
                                     "actual_kw; nothing to score")
     x_test, y_test = features[held], y[held]
     delivered = y_test.to_numpy() >= rule.min_achievement_ratio
-    pred = model.predict(x_test)
+    pred = scoring_model.predict(x_test)
     y_train = y[train & labelled].to_numpy()
     base_p = float(np.mean(y_train >= rule.min_achievement_ratio))
     base_a = float(np.clip(np.mean(y_train), 0, rule.max_paid_achievement_ratio))
@@ -301,11 +318,32 @@ def train_response_core(source: Portfolio | Mapping | ResponseData,
     }, index=x_test.index)
     metrics = {m: probability_metrics(delivered, table[f"{m}_p_deliver"], table["achievement"],
                                       table[f"{m}_expected_achievement"]) for m in METHODS}
+    # the final fit: every labelled row (unsettled ones carry no label); the estimator
+    # orders them by start and calibrates on its own latest slice, as the scoring fit did
+    t0 = time.perf_counter()
+    model = config.model(rule).fit(features[labelled], y[labelled].to_numpy())
+    fit_seconds = time.perf_counter() - t0
+    log.info("%s: scored a fit on events starting up to %s on the %d held-out events from "
+             "%s; the registered fit uses events starting up to %s", data.name,
+             scoring_model.training_window_[1], count_events(table), test_start,
+             model.training_window_[1])
+
+    def n_events(mask: np.ndarray) -> int:
+        return count_events(features[mask])
+
     return ResponseTrainResult(
         model=model, rule=rule, test_start=test_start,
         n_train_rows=int((train & labelled).sum()), n_test_rows=int(held.sum()),
-        n_test_events=int(x_test.index.get_level_values("event_id").nunique()),
-        predictions=table, test_features=x_test, metrics=metrics, fit_seconds=fit_seconds)
+        n_test_events=count_events(x_test), predictions=table, test_features=x_test,
+        metrics=metrics, fit_seconds=fit_seconds,
+        scoring_model=scoring_model, scoring_fit_seconds=scoring_seconds,
+        n_train_events=n_events(train & labelled), n_final_rows=int(labelled.sum()),
+        n_final_events=n_events(labelled))
+
+
+def count_events(rows: pd.DataFrame) -> int:
+    """Number of distinct events among (event_id, customer_id) rows."""
+    return int(rows.index.get_level_values("event_id").nunique())
 
 
 def metrics_table(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -359,7 +397,12 @@ def reliability_diagram(predictions: pd.DataFrame, title: str, n_bins: int = ECE
 
 
 def score_champion(result: ResponseTrainResult) -> dict[str, float] | None:
-    """The current champion's metrics re-scored on the challenger's held-out rows."""
+    """The current champion's metrics re-scored on the challenger's held-out rows.
+
+    The champion is a final fit (every settled event of *its* data), so it may have been
+    trained on some of these rows: accepted. The comparison is still on the same rows, but
+    it favours the champion when the two were trained on nearly the same events.
+    """
     champion = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}@{CHAMPION}")
     model: ResponseLikelihood = champion.unwrap_python_model().model
     pred = model.predict(result.test_features)
@@ -378,9 +421,11 @@ def log_and_register(client, data: ResponseData, result: ResponseTrainResult,
     previous = champion_version(client, REGISTERED_NAME)
     champion_scores = score_champion(result) if previous is not None else None
     with mlflow.start_run(experiment_id=exp_id, run_name=f"train {REGISTERED_NAME}") as run:
+        final, scoring = result.model, result.scoring_model
         mlflow.set_tags({"pipeline": KIND, "dataset": data.name,
                          "test_start": result.test_start.isoformat(),
-                         "calibration": result.model.calibration_})
+                         "calibration": final.calibration_,
+                         "registered_model": "final fit on all settled events"})
         mlflow.log_params({**config.model_dump(),
                            **{f"rule_{k}": v for k, v in result.rule.model_dump().items()},
                            "timezone": data.timezone,
@@ -388,10 +433,17 @@ def log_and_register(client, data: ResponseData, result: ResponseTrainResult,
                            "n_train_rows": result.n_train_rows,
                            "n_test_rows": result.n_test_rows,
                            "n_test_events": result.n_test_events,
-                           "n_calibration_rows": result.model.n_calibration_rows_,
-                           "calibration": result.model.calibration_,
-                           "n_features": result.model.n_features_in_})
-        metrics = {"fit_seconds": result.fit_seconds}
+                           "n_calibration_rows": final.n_calibration_rows_,
+                           "calibration": final.calibration_,
+                           "n_features": final.n_features_in_,
+                           **_window_params("final_fit", final, result.n_final_rows,
+                                            result.n_final_events),
+                           **_window_params("scoring_fit", scoring, result.n_train_rows,
+                                            result.n_train_events),
+                           "scoring_fit_calibration": scoring.calibration_,
+                           "scoring_fit_n_calibration_rows": scoring.n_calibration_rows_})
+        metrics = {"fit_seconds": result.fit_seconds,
+                   "scoring_fit_seconds": result.scoring_fit_seconds}
         for method, scores in result.metrics.items():
             prefix = "holdout_" if method == "model" else f"holdout_{method}_"
             metrics.update({f"{prefix}{k}": float(v) for k, v in scores.items()
@@ -400,7 +452,7 @@ def log_and_register(client, data: ResponseData, result: ResponseTrainResult,
             metrics.update({f"champion_holdout_{k}": float(v)
                             for k, v in champion_scores.items() if np.isfinite(v)})
         mlflow.log_metrics(metrics)
-        importance = result.model.feature_importances()
+        importance = final.feature_importances()  # of the registered model
         mlflow.log_dict(importance.to_dict(), "metrics/feature_importance.json")
         mlflow.log_dict(FEATURE_DOCS, "metrics/feature_docs.json")
         mlflow.log_table(result.predictions.reset_index().astype(str),
@@ -413,9 +465,9 @@ def log_and_register(client, data: ResponseData, result: ResponseTrainResult,
                  "plots/feature_importance.png")):
             mlflow.log_figure(fig, path)
             plots.plt.close(fig)
-        example = result.test_features[list(result.model.feature_names_in_)].head(3)
+        example = result.test_features[list(final.feature_names_in_)].head(3)
         example = example.reset_index(drop=True)
-        wrapped = ResponsePyfunc(result.model)
+        wrapped = ResponsePyfunc(final)
         signature = infer_signature(example, wrapped.predict(None, example))
         info = mlflow.pyfunc.log_model(name="model", python_model=wrapped, signature=signature,
                                        input_example=example,
@@ -431,6 +483,15 @@ def log_and_register(client, data: ResponseData, result: ResponseTrainResult,
         return {"name": REGISTERED_NAME, "version": version, "alias": alias, "reason": reason,
                 "run_id": run.info.run_id, "metrics": result.metrics,
                 "champion_metrics": champion_scores}
+
+
+def _window_params(prefix: str, model: ResponseLikelihood, n_rows: int, n_events: int
+                   ) -> dict:
+    """``<prefix>_start``, ``_end`` (first and last event start fitted, UTC ISO),
+    ``_n_rows`` and ``_n_events``."""
+    first, last = model.training_window_
+    return {f"{prefix}_start": first.isoformat(), f"{prefix}_end": last.isoformat(),
+            f"{prefix}_n_rows": n_rows, f"{prefix}_n_events": n_events}
 
 
 def train_response(source: Portfolio | Mapping | ResponseData,

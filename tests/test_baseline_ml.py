@@ -159,22 +159,28 @@ def test_temperature_prefers_observations_over_forecasts():
     assert temp.tolist() == [30.0, 26.0]
 
 
-@pytest.mark.integration
-def test_mlflow_registration_champion_then_challenger(portfolio, mlflow_uri):
+TRAIN_END = at("2024-08-18")  # two days before the portfolio's last reading
+
+
+@pytest.fixture(scope="module")
+def trained(portfolio):
+    """``train_baseline_core`` on the portfolio: (data, config, result)."""
     from pipelines.baseline_eval import EvalDataset
-    from pipelines.baselines import (
-        BaselineTrainingConfig,
-        load_champion,
-        log_and_register,
-        train_baseline_core,
-    )
-    from pipelines.tracking import tracking_session
+    from pipelines.baselines import BaselineTrainingConfig, train_baseline_core
 
     loads, weather = portfolio
     data = EvalDataset("test", loads, TZ, "CN", {c: weather for c in loads})
     config = BaselineTrainingConfig(holdout_days=14, n_events_per_customer=3, n_estimators=40,
                                     min_child_samples=20)
-    result = train_baseline_core(data, config)
+    return data, config, train_baseline_core(data, config, TRAIN_END)
+
+
+@pytest.mark.integration
+def test_mlflow_registration_champion_then_challenger(trained, mlflow_uri):
+    from pipelines.baselines import load_champion, log_and_register
+    from pipelines.tracking import tracking_session
+
+    data, config, result = trained
     assert result.name == "baseline-pooled"
     assert result.metrics["cvrmse"] < 0.1
     with tracking_session(mlflow_uri) as client:
@@ -185,3 +191,41 @@ def test_mlflow_registration_champion_then_challenger(portfolio, mlflow_uri):
     model = load_champion("baseline-pooled", mlflow_uri)
     frame = model.predict(at("2024-08-12 14:00"), at("2024-08-12 15:00"), customer_id="c1")
     assert frame["baseline_kw"].notna().all()
+
+
+@pytest.mark.integration
+def test_registered_baseline_is_refitted_on_every_reading_before_train_end(trained,
+                                                                            mlflow_uri):
+    # scored: a fit on readings before the held-out start; registered: the same
+    # configuration refitted on every reading before train_end (the held-out days too)
+    import mlflow
+
+    from pipelines.baselines import load_champion, log_and_register
+    from pipelines.tracking import tracking_session
+
+    data, config, result = trained
+    step = pd.Timedelta(minutes=15)
+    assert result.holdout_start == at("2024-08-04")  # TRAIN_END - 14 days, local midnight
+    assert result.scoring_model.training_window_[1] == result.holdout_start - step
+    assert result.model.training_window_[1] == TRAIN_END - step  # the last reading before it
+    assert result.model.training_window_[0] == result.scoring_model.training_window_[0]
+    assert result.model.train_end_ == TRAIN_END
+    assert result.model.n_training_rows_ > result.scoring_model.n_training_rows_
+    assert result.model is not result.scoring_model
+    with tracking_session(mlflow_uri) as client:
+        decision = log_and_register(client, data, result, config)
+    run = mlflow.MlflowClient(mlflow_uri).get_run(decision["run_id"])
+    params, tags = run.data.params, run.data.tags
+    assert params["final_fit_start"] == at("2024-06-01").tz_convert("UTC").isoformat()
+    assert params["final_fit_end"] == (TRAIN_END - step).tz_convert("UTC").isoformat()
+    assert params["scoring_fit_end"] == (result.holdout_start - step).tz_convert(
+        "UTC").isoformat()
+    assert int(params["final_fit_n_rows"]) == result.model.n_training_rows_
+    assert int(params["scoring_fit_n_rows"]) == result.scoring_model.n_training_rows_
+    assert tags["registered_model"] == "final fit on all history before train_end"
+    assert run.data.metrics["holdout_cvrmse"] == pytest.approx(result.metrics["cvrmse"])
+    champion = load_champion("baseline-pooled", mlflow_uri)
+    assert champion.training_window_ == result.model.training_window_
+    window = (at("2024-08-19 14:00"), at("2024-08-19 15:00"))
+    pd.testing.assert_frame_equal(champion.predict(*window, customer_id="c1"),
+                                  result.model.predict(*window, customer_id="c1"))

@@ -41,6 +41,34 @@ def test_baseline_train_registers_champion_then_challenger(portfolio_dir, mlflow
     assert plots == {"plots/feature_importance.png", "plots/holdout_placebo_events.png"}
 
 
+def test_baseline_train_registers_the_fit_on_every_reading_before_train_end(portfolio_dir,
+                                                                            mlflow_uri):
+    # 75 days of 15-minute readings from 2024-03-01 local; train end = the last reading
+    # (2024-05-14 23:45, exclusive), held out from 2024-04-30 00:00 local
+    args = ["baseline-train", "--data", str(portfolio_dir), "--holdout-days", "14"]
+    trained = CliRunner().invoke(app, args)
+    assert trained.exit_code == 0, trained.output
+    said = " ".join(trained.output.split())
+    assert "scored: a fit on readings to 2024-04-29 15:45 UTC" in said
+    assert "registered: refitted on readings 2024-02-29 16:00 .. 2024-05-14 15:30 UTC" in said
+
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    champion = client.get_model_version_by_alias("baseline-cx", "champion")
+    run = client.get_run(champion.run_id)
+    params, tags = run.data.params, run.data.tags
+    assert tags["holdout_start"] == "2024-04-29T16:00:00+00:00"
+    assert tags["train_end"] == "2024-05-14T15:45:00+00:00"
+    assert params["scoring_fit_end"] == "2024-04-29T15:45:00+00:00"
+    assert params["final_fit_start"] == params["scoring_fit_start"] == (
+        "2024-02-29T16:00:00+00:00")
+    assert params["final_fit_end"] == "2024-05-14T15:30:00+00:00"
+    assert int(params["final_fit_n_rows"]) > int(params["scoring_fit_n_rows"])
+    assert tags["registered_model"] == "final fit on all history before train_end"
+    registered = mlflow.pyfunc.load_model(f"models:/baseline-cx/{champion.version}")
+    assert registered.unwrap_python_model().baseline.training_window_[1].isoformat() == (
+        "2024-05-14T15:30:00+00:00")
+
+
 def test_baseline_train_refuses_an_unknown_customer(portfolio_dir, mlflow_uri):
     result = CliRunner().invoke(app, ["baseline-train", "--data", str(portfolio_dir),
                                       "--customers", "nobody"])

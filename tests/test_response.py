@@ -14,7 +14,11 @@ from models.response import (
     historical_rate,
 )
 from models.response_features import FEATURE_COLUMNS, event_features
-from pipelines.response import expected_calibration_error, probability_metrics
+from pipelines.response import (
+    ResponseTrainingConfig,
+    expected_calibration_error,
+    probability_metrics,
+)
 
 TZ = "Asia/Shanghai"
 
@@ -200,17 +204,25 @@ def test_errors_name_the_problem_and_the_fix():
         ResponseLikelihood().predict(X)
 
 
+@pytest.fixture(scope="module")
+def sample_portfolio(tmp_path_factory):
+    """A synthetic portfolio of 8 customers with a year of settled events (directory)."""
+    from forecasting.synthetic import generate_portfolio
+
+    return generate_portfolio(tmp_path_factory.mktemp("response") / "portfolio", seed=7,
+                              start="2024-06-01", end="2025-06-01", n_customers=8, n_pv=0,
+                              n_wind=0)
+
+
 @pytest.mark.integration
-def test_train_register_reload_and_cli(tmp_path, mlflow_uri):
+def test_train_register_reload_and_cli(sample_portfolio, mlflow_uri):
     from typer.testing import CliRunner
 
     from forecasting.portfolio import read_portfolio
-    from forecasting.synthetic import generate_portfolio
     from pipelines.cli_response import app
     from pipelines.response import REGISTERED_NAME, load_champion, train_response
 
-    data = generate_portfolio(tmp_path / "portfolio", seed=7, start="2024-06-01",
-                              end="2025-06-01", n_customers=8, n_pv=0, n_wind=0)
+    data = sample_portfolio
     result, decision = train_response(read_portfolio(data), uri=mlflow_uri)
     assert (decision["name"], decision["version"], decision["alias"]) == (
         REGISTERED_NAME, "1", "champion")
@@ -225,6 +237,8 @@ def test_train_register_reload_and_cli(tmp_path, mlflow_uri):
     trained = runner.invoke(app, ["response-train", "--data", str(data)])
     assert trained.exit_code == 0, trained.output
     assert "historical_rate" in trained.output and "v2 -> challenger" in trained.output
+    assert (f"registered: refitted on {result.n_final_rows} rows of {result.n_final_events} "
+            "settled events") in " ".join(trained.output.split())
     skipped = runner.invoke(app, ["response-train", "--data", str(data), "--skip-trained"])
     assert skipped.exit_code == 0, skipped.output
     assert f"{REGISTERED_NAME} has a champion (v1); skipped" in " ".join(skipped.output.split())
@@ -263,3 +277,55 @@ def test_train_register_reload_and_cli(tmp_path, mlflow_uri):
     with pytest.raises(ModelNotFoundError, match="no response-likelihood champion"):
         handle_dispatch(portfolio, request.model_copy(update={"reliability": "model"}),
                         likelihood=lambda instruction, resources: None)
+
+
+@pytest.mark.integration
+def test_registered_model_is_refitted_on_every_settled_event(sample_portfolio, mlflow_uri):
+    # scored: a fit on the earlier 75 % of the events; registered: the same configuration
+    # refitted on every settled event (held-out ones too), calibrated on its own latest slice
+    import math
+
+    import mlflow
+
+    from forecasting.portfolio import read_portfolio
+    from models.response_features import achievement
+    from pipelines.response import (
+        load_champion,
+        log_and_register,
+        response_data,
+        train_response_core,
+    )
+    from pipelines.tracking import tracking_session
+
+    data = response_data(read_portfolio(sample_portfolio))
+    result = train_response_core(data)
+    ach = achievement(data.events)
+    settled = data.events[np.isfinite(ach.to_numpy())]
+    starts = pd.to_datetime(settled["start"], utc=True)
+    earlier = starts[starts < result.test_start]
+    assert result.model.training_window_ == (starts.min(), starts.max())
+    assert result.model.training_window_[1] > result.test_start
+    assert result.scoring_model.training_window_ == (starts.min(), earlier.max())
+    assert result.n_final_rows == len(settled) > result.n_train_rows == len(earlier)
+    assert result.n_final_events == settled["event_id"].nunique() > result.n_train_events
+    assert result.model.n_calibration_rows_ == math.ceil(0.25 * len(settled))
+    assert result.scoring_model.n_calibration_rows_ == math.ceil(0.25 * len(earlier))
+    # the held-out scores are the scoring fit's
+    pd.testing.assert_series_equal(
+        result.scoring_model.predict(result.test_features)["p_deliver"],
+        result.predictions["model_p_deliver"], check_names=False)
+
+    with tracking_session(mlflow_uri) as client:
+        decision = log_and_register(client, data, result, ResponseTrainingConfig())
+    run = mlflow.MlflowClient(mlflow_uri).get_run(decision["run_id"])
+    params, tags = run.data.params, run.data.tags
+    assert params["final_fit_start"] == starts.min().isoformat()
+    assert params["final_fit_end"] == starts.max().isoformat()
+    assert params["scoring_fit_end"] == earlier.max().isoformat()
+    assert int(params["final_fit_n_rows"]) == len(settled)
+    assert int(params["final_fit_n_events"]) == settled["event_id"].nunique()
+    assert int(params["scoring_fit_n_rows"]) == len(earlier)
+    assert tags["registered_model"] == "final fit on all settled events"
+    assert run.data.metrics["holdout_brier"] == pytest.approx(result.metrics["model"]["brier"])
+    champion = load_champion(mlflow_uri)
+    assert champion.model.training_window_ == result.model.training_window_

@@ -317,6 +317,10 @@ class MLBaseline(BaselineEstimator):
         ``event_days`` and ``weather`` are then mappings too (weather: a frame with
         ``temp_air_c``, see ``temperature_series``). The full history is kept for the
         recent-level features of later predictions (masked at each event start).
+
+        Sets ``training_window_``: the (first, last) timestamp (interval start, UTC) of the
+        readings eligible for training (non-event, before ``train_end``, within
+        ``max_training_days``), over all customers; ``n_training_rows_``: the rows fitted.
         """
         self._validate_params()
         loads = dict(load_kw) if isinstance(load_kw, Mapping) else {customer_id or SINGLE:
@@ -341,7 +345,8 @@ class MLBaseline(BaselineEstimator):
                             "fit one MLBaseline per resolution")
         self.resolution_ = resolutions.pop()
         self.train_end_ = end
-        X, y, owners = self._training_rows(end)
+        X, y, owners, self.training_window_ = self._training_rows(end)
+        self.n_training_rows_ = len(y)
         self.models_: dict[str, tuple] = {}
         self.model_of_: dict[str, str] = {}
         pooled_needed = self.strategy == "pooled" or len(self.customers_) == 1
@@ -390,7 +395,8 @@ class MLBaseline(BaselineEstimator):
                          n_days, bool(train.min() >= 0))
 
     def _training_rows(self, end):
-        """Feature rows of every customer's non-event readings before ``end``.
+        """Feature rows of every customer's non-event readings before ``end``, and the
+        (first, last) UTC timestamp of those readings (before any subsample).
 
         Above ``max_training_rows`` a random subsample (the same share of each customer) is
         drawn *before* the features are built.
@@ -406,6 +412,11 @@ class MLBaseline(BaselineEstimator):
             if self.max_training_days and ok.any():
                 ok &= utc >= utc[ok].max() - self.max_training_days * 86_400 * 10**9
             chosen[cid] = np.flatnonzero(ok)
+        eligible = [cust.matrix.utc_ns.ravel()[chosen[cid]] for cid, cust in
+                    self.customers_.items() if chosen[cid].size]
+        window = ((pd.Timestamp(min(int(u.min()) for u in eligible), tz="UTC"),
+                   pd.Timestamp(max(int(u.max()) for u in eligible), tz="UTC"))
+                  if eligible else None)
         total = sum(len(v) for v in chosen.values())
         if total > self.max_training_rows:
             share = self.max_training_rows / total
@@ -440,7 +451,7 @@ class MLBaseline(BaselineEstimator):
         if not frames:
             raise InsufficientDataError("no training rows: every reading is an event day or "
                                         "after the training end")
-        return np.vstack(frames), np.concatenate(targets), np.concatenate(owners)
+        return np.vstack(frames), np.concatenate(targets), np.concatenate(owners), window
 
     def _fit_boosters(self, X, y, label):
         if len(y) < 4 * self.min_child_samples:

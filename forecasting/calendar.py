@@ -19,6 +19,7 @@ References: ``holidays`` package (vacanza/holidays), State Council holiday notic
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from functools import lru_cache
 
 import holidays
@@ -27,7 +28,11 @@ import pandas as pd
 
 from forecasting.errors import NaiveTimestampError, UnknownValueError
 
+log = logging.getLogger(__name__)
+
 DAY_TYPES = ("workday", "swapped_workday", "weekend", "holiday")
+# Countries that move working days around their holidays, announced year by year.
+SWAPPING_COUNTRIES = ("CN",)
 SPRING_FESTIVAL_NAME_ZH = "春节"
 
 
@@ -60,6 +65,22 @@ def swapped_workdays(country: str | None, year: int) -> frozenset[dt.date]:
     cal = _country_calendar(country, year)
     days = getattr(cal, "weekend_workdays", set())
     return frozenset(d for d in days if d.year == year)
+
+
+@lru_cache(maxsize=64)
+def schedule_announced(country: str | None, year: int) -> bool:
+    """False when ``country`` swaps working days (China) but none are known for ``year``.
+
+    China's State Council announces each year's schedule late in the year before; until
+    the ``holidays`` package carries it, that year's days are typed by the ordinary week
+    and the swapped working weekends are missed. Logged once per country and year.
+    """
+    if country not in SWAPPING_COUNTRIES or swapped_workdays(country, year):
+        return True
+    log.warning("holiday_country %s: no swapped working days known for %d (not yet announced "
+                "or holidays %s too old); that year's days follow the ordinary week",
+                country, year, holidays.__version__)
+    return False
 
 
 @lru_cache(maxsize=64)

@@ -7,10 +7,15 @@ column and the logs) and the measurements with flatlined runs removed.
 Flags:
 - ``flatline_removed``: a run of identical readings long enough to be a stuck meter was
   dropped (load: >= 6 h of any value; wind: >= 6 h of a non-zero value; PV: >= 3 h of a
-  non-zero value — zeros are normal at night and in calm weather);
+  non-zero value — zeros are normal at night and in calm weather). A load's run of zeros
+  is kept when it lies on non-working days only (a plant shut for a holiday or a weekend)
+  or when the site's own history holds another such run of zeros (it shuts down normally);
 - ``stale_measurements``: the latest usable reading is older than ``max_measurement_age``;
 - ``missing_weather``: some target intervals have no weather forecast issued by then;
-- ``stale_weather``: the latest weather issue known is older than ``max_weather_age``.
+- ``stale_weather``: the latest weather issue known is older than ``max_weather_age``;
+- ``calendar_unannounced``: a target falls in a year whose swapped working days are not
+  yet known to the calendar (``forecasting.calendar.schedule_announced``), so its day types
+  follow the ordinary week; the forecast is made, the flag says it may miss a swap.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from forecasting.calendar import is_working_day, schedule_announced
 from forecasting.portfolio import SiteData, as_utc
 
 FLATLINE_HOURS = {"load": 6.0, "wind": 6.0, "pv": 3.0}
@@ -42,8 +48,16 @@ class InputQuality:
         self.messages.append(message)
 
 
-def flatline_mask(values: pd.Series, kind: str, resolution_minutes: int) -> np.ndarray:
-    """True for readings inside a run of identical values long enough to be a stuck meter."""
+def flatline_mask(values: pd.Series, kind: str, resolution_minutes: int,
+                  timezone: str | None = None, holiday_country: str | None = None
+                  ) -> np.ndarray:
+    """True for readings inside a run of identical values long enough to be a stuck meter.
+
+    For load, a run of zeros is not stuck when the site's history holds another run of
+    zeros at least as long (shutdowns are normal there) or, given the site's ``timezone``,
+    when every local day it touches is a non-working day (holiday or weekend, with
+    ``holiday_country``'s swapped working days).
+    """
     if values.empty:
         return np.zeros(0, dtype=bool)
     v = values.to_numpy(dtype=float)
@@ -58,7 +72,27 @@ def flatline_mask(values: pd.Series, kind: str, resolution_minutes: int) -> np.n
     stuck = run_len >= min_len
     if kind in ("pv", "wind"):
         stuck &= v != 0
+    elif kind == "load":
+        stuck &= ~_normal_zero_runs(v, idx, run_id, stuck, timezone, holiday_country)
     return stuck
+
+
+def _normal_zero_runs(v: np.ndarray, idx: pd.DatetimeIndex, run_id: np.ndarray,
+                      long_run: np.ndarray, timezone: str | None,
+                      holiday_country: str | None) -> np.ndarray:
+    """True for readings in long runs of zeros that are shutdowns, not a stuck meter."""
+    zero_runs = np.unique(run_id[long_run & (v == 0)])
+    normal = np.zeros(len(v), dtype=bool)
+    if len(zero_runs) >= 2:  # the site's own history shows shutdowns
+        normal[np.isin(run_id, zero_runs)] = True
+        return normal
+    if timezone is None or not len(zero_runs):
+        return normal
+    rows = run_id == zero_runs[0]
+    days = set(idx[rows].tz_convert(timezone).date)
+    if not any(is_working_day(d, holiday_country) for d in days):
+        normal[rows] = True
+    return normal
 
 
 def assess(data: SiteData, issue_time, targets: pd.DatetimeIndex,
@@ -70,7 +104,8 @@ def assess(data: SiteData, issue_time, targets: pd.DatetimeIndex,
     site = data.site
     known = data.known_at(issue)
     report = InputQuality()
-    mask = flatline_mask(known.values_kw, site.kind, site.resolution_minutes)
+    mask = flatline_mask(known.values_kw, site.kind, site.resolution_minutes, site.timezone,
+                         site.holiday_country)
     if mask.any():
         first = known.values_kw.index[mask][0]
         report.add("flatline_removed",
@@ -99,5 +134,12 @@ def assess(data: SiteData, issue_time, targets: pd.DatetimeIndex,
             if pd.DatetimeIndex(targets).max() > horizon_end + pd.Timedelta(hours=1):
                 report.add("missing_weather", f"site {site.site_id}: weather issued {latest} "
                                               f"ends {horizon_end}, before the window ends")
+    years = sorted(set(pd.DatetimeIndex(targets).tz_convert(site.timezone).year))
+    unknown = [y for y in years if not schedule_announced(site.holiday_country, y)]
+    if unknown:
+        report.add("calendar_unannounced",
+                   f"site {site.site_id}: the swapped working days of {unknown} are not known "
+                   f"to the calendar (holidays package); those days are typed by the "
+                   "ordinary week")
     report.data = known
     return report

@@ -55,3 +55,12 @@ def test_features_use_local_time_of_the_site():
 def test_naive_timestamps_refused():
     with pytest.raises(NaiveTimestampError):
         calendar_features(pd.DatetimeIndex([pd.Timestamp("2025-01-01")]), "Asia/Shanghai", "CN")
+
+
+def test_schedule_announced_only_where_swapped_days_are_known():
+    from forecasting.calendar import schedule_announced
+
+    assert schedule_announced("CN", 2025)  # 5 swapped working weekends (STACK_NOTES)
+    assert not schedule_announced("CN", 2035)  # not announced yet
+    assert schedule_announced("NL", 2035)  # no swapped working days to announce
+    assert schedule_announced(None, 2035)

@@ -90,3 +90,32 @@ def test_climatology_fallback_for_pv_is_zero_at_night():
     night = targets.hour < 5
     assert (out[night] == 0).all().all()
     assert (out["q0.9"] <= 500).all() and out["q0.5"].max() > 200
+
+
+def test_load_zero_runs_on_shutdown_days_or_seen_before_are_not_a_stuck_meter():
+    # 2024-04-03 is a Wednesday, 04-04 Qingming (a public holiday in China), 04-07 a Sunday
+    # made a working day by the Qingming swap
+    idx = pd.date_range("2024-04-01", "2024-04-09", freq="15min", tz=TZ, inclusive="left")
+    base = pd.Series(500.0 + np.arange(len(idx)) % 7, index=idx.tz_convert("UTC"))
+    holiday = base.copy()
+    holiday[(idx.day == 4).tolist()] = 0.0  # a whole holiday shut down
+    assert not flatline_mask(holiday, "load", 15, TZ, "CN").any()
+    assert flatline_mask(holiday, "load", 15).sum() == 96  # without the calendar: stuck
+    weekday = base.copy()
+    weekday[((idx.day == 3) & (idx.hour >= 8) & (idx.hour < 16)).tolist()] = 0.0
+    assert flatline_mask(weekday, "load", 15, TZ, "CN").sum() == 32  # a working day: stuck
+    twice = weekday.copy()
+    twice[((idx.day == 5) & (idx.hour >= 8) & (idx.hour < 16)).tolist()] = 0.0
+    assert not flatline_mask(twice, "load", 15, TZ, "CN").any()  # shutdowns are normal here
+    stuck_value = base.copy()
+    stuck_value[(idx.day == 7).tolist()] = 480.0  # a non-zero stuck value, even on a Sunday
+    assert flatline_mask(stuck_value, "load", 15, TZ, "CN").sum() == 96
+
+
+def test_calendar_unannounced_year_is_flagged_not_refused():
+    data = site_data(days=50)
+    assert "calendar_unannounced" not in assess(data, ISSUE, DAY.tz_convert("UTC")).flags
+    far = pd.date_range("2035-01-02", periods=96, freq="15min", tz=TZ).tz_convert("UTC")
+    report = assess(data, ISSUE, far)
+    assert "calendar_unannounced" in report.flags
+    assert any("2035" in m for m in report.messages)

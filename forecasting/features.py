@@ -457,4 +457,4 @@ def kind_features(site, targets: pd.DatetimeIndex, weather: pd.DataFrame) -> pd.
     from forecasting.wind import wind_features
 
     return wind_features(targets, weather, hub_height_m=site.hub_height_m,
-                         capacity_kw=site.capacity_kw)
+                         capacity_kw=site.capacity_kw, turbine_type=site.turbine_type)

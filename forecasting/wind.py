@@ -5,8 +5,11 @@ index). NaN input propagates as NaN and never raises. Units: speed m/s, height m
 degrees clockwise from north that the wind blows FROM (meteorological), temperature degC,
 pressure hPa, density kg/m3, power kW.
 
-The only I/O is :func:`read_power_curve`, which reads windpowerlib's ``power_curves.csv``
-from a path the caller passes (the file stays in the shared data folder).
+Turbine power curves come from windpowerlib's turbine library (the OpenEnergy Database
+snapshot the package ships, read from the installed package, no network) through
+:func:`turbine_power_curve`, and are applied by windpowerlib's ``power_curve`` (with its
+density correction where the air density is known); a site that names no
+``turbine_type`` gets the generic 3/12/25 m/s curve (:func:`power_curve_kw`).
 
 References
 ----------
@@ -25,7 +28,8 @@ References
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
+import logging
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -36,6 +40,8 @@ from forecasting.errors import (
     NaiveTimestampError,
     UnknownValueError,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HUB_HEIGHT_M = 100.0
 """Hub height used by :func:`wind_features` when the site does not give one."""
@@ -161,35 +167,74 @@ def power_curve_kw(
     return _wrap(np.where(np.isnan(v), np.nan, p), speed_mps)
 
 
-def read_power_curve(path: str | Path, turbine_type: str) -> pd.DataFrame:
-    """One turbine's power curve from windpowerlib's ``power_curves.csv`` [4].
+@lru_cache(maxsize=32)
+def _library_curve(turbine_type: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    from windpowerlib.data import get_turbine_types
+    from windpowerlib.wind_turbine import WindTurbine
 
-    The file has one row per ``turbine_type`` (e.g. ``"E-101/3050"``) and one column per wind
-    speed (m/s); values are power in W, blank where the maker gives no point. Returns a frame
-    with ``wind_speed_mps`` and ``power_kw``, sorted by speed, blanks dropped.
-    """
-    table = pd.read_csv(path, index_col="turbine_type")
-    if turbine_type not in table.index:
-        known = [str(t) for t in table.index]
+    known = get_turbine_types(print_out=False)
+    known = known.loc[known["has_power_curve"], "turbine_type"].astype(str).tolist()
+    if turbine_type not in known:
         close = [t for t in known if t.lower().startswith(turbine_type.lower())][:5]
         close = close or difflib.get_close_matches(turbine_type, known, n=5)
         raise UnknownValueError(
-            f"turbine_type {turbine_type!r} is not in {path}; close matches: {close}"
-        )
-    row = table.loc[turbine_type].dropna()
-    curve = pd.DataFrame(
-        {"wind_speed_mps": row.index.astype(float), "power_kw": row.to_numpy(float) / 1000.0}
-    )
-    return curve.sort_values("wind_speed_mps", ignore_index=True)
+            f"turbine_type {turbine_type!r} is not in windpowerlib's turbine library "
+            f"({len(known)} types with a power curve); close matches: {close}; leave "
+            "sites.turbine_type empty for the generic curve")
+    curve = WindTurbine(hub_height=DEFAULT_HUB_HEIGHT_M, turbine_type=turbine_type).power_curve
+    curve = curve.dropna().sort_values("wind_speed")
+    return (tuple(curve["wind_speed"].astype(float)), tuple(curve["value"].astype(float) / 1e3))
 
 
-def tabulated_power_kw(speed_mps, power_curve: pd.DataFrame, capacity_kw: float | None = None):
-    """Power (kW) from a tabulated curve by linear interpolation, 0 outside its speed range.
+def turbine_power_curve(turbine_type: str) -> pd.DataFrame:
+    """A turbine's power curve from windpowerlib's turbine library [4], e.g. ``"E-101/3050"``.
 
-    ``power_curve`` has ``wind_speed_mps`` and ``power_kw`` (as from :func:`read_power_curve`).
-    With ``capacity_kw`` the curve is rescaled so its maximum equals the capacity (a farm of
-    identical turbines); without, the curve's own kW. The curve's own cut-out step is kept.
+    Returns ``wind_speed_mps`` and ``power_kw`` sorted by speed; an unknown type raises
+    ``UnknownValueError`` naming the closest known types.
     """
+    speeds, power = _library_curve(str(turbine_type))
+    return pd.DataFrame({"wind_speed_mps": speeds, "power_kw": power})
+
+
+@lru_cache(maxsize=32)
+def site_power_curve(turbine_type: str | None) -> pd.DataFrame | None:
+    """The curve a site's ``turbine_type`` names in windpowerlib's library, or None (the
+    generic curve) when it names none or one the library does not know (logged once)."""
+    if not turbine_type:
+        return None
+    try:
+        return turbine_power_curve(turbine_type)
+    except UnknownValueError as err:
+        log.warning("%s; using the generic 3/12/25 m/s power curve", err)
+        return None
+
+
+def power_curve_description(turbine_type: str | None) -> str:
+    """Which power curve a site's features use (logged with its model)."""
+    if site_power_curve(turbine_type) is not None:
+        return f"windpowerlib {windpowerlib_version()} turbine library: {turbine_type}"
+    if turbine_type:
+        return f"generic 3/12/25 m/s ({turbine_type!r} is not in windpowerlib's library)"
+    return "generic 3/12/25 m/s (no turbine_type)"
+
+
+def windpowerlib_version() -> str:
+    from importlib.metadata import version
+
+    return version("windpowerlib")
+
+
+def tabulated_power_kw(speed_mps, power_curve: pd.DataFrame, capacity_kw: float | None = None,
+                       density_kgm3=None):
+    """Power (kW) from a tabulated curve (windpowerlib's ``power_curve``), 0 outside its range.
+
+    ``power_curve`` has ``wind_speed_mps`` and ``power_kw`` (as from
+    :func:`turbine_power_curve`). With ``capacity_kw`` the curve is rescaled so its maximum
+    equals the capacity (a farm of identical turbines); without, the curve's own kW. Where
+    ``density_kgm3`` is given (not NaN), windpowerlib's density-corrected curve is used.
+    """
+    from windpowerlib.power_output import power_curve as wpl_power_curve
+
     missing = [c for c in ("wind_speed_mps", "power_kw") if c not in power_curve.columns]
     if missing:
         raise MissingColumnsError(f"power_curve lacks columns {missing}", missing)
@@ -198,9 +243,16 @@ def tabulated_power_kw(speed_mps, power_curve: pd.DataFrame, capacity_kw: float 
     power = curve["power_kw"].to_numpy(float)
     if capacity_kw is not None:
         power = power * _positive(capacity_kw, "capacity_kw") / power.max()
-    v = np.asarray(speed_mps, dtype=float)
-    p = np.interp(v, speeds, power, left=0.0, right=0.0)
-    return _wrap(np.where(np.isnan(v), np.nan, p), speed_mps)
+    v = np.atleast_1d(np.asarray(speed_mps, dtype=float))
+    p = np.asarray(wpl_power_curve(np.nan_to_num(v), speeds, power), dtype=float)
+    if density_kgm3 is not None:
+        rho = np.broadcast_to(np.asarray(density_kgm3, dtype=float), v.shape)
+        known = ~np.isnan(rho) & ~np.isnan(v)
+        if known.any():
+            p[known] = wpl_power_curve(v[known], speeds, power, density=rho[known],
+                                       density_correction=True)
+    p = np.where(np.isnan(v), np.nan, p)
+    return _wrap(p if np.ndim(speed_mps) else p[0], speed_mps)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -226,14 +278,17 @@ def wind_features(
     hub_height_m: float | None = None,
     capacity_kw: float | None = None,
     power_curve: pd.DataFrame | None = None,
+    turbine_type: str | None = None,
 ) -> pd.DataFrame:
     """Physical wind features for the intervals starting at ``times``.
 
     ``weather`` is indexed by exactly ``times`` (NaN where missing), with any subset of
     ``wind_speed_10m_mps``, ``wind_dir_10m_deg``, ``wind_speed_100m_mps``, ``wind_dir_100m_deg``,
     ``temp_air_c``, ``pressure_hpa``; ``None`` means no weather. ``hub_height_m`` defaults to
-    100 m (``DEFAULT_HUB_HEIGHT_M``) when the site does not give one. ``power_curve`` is a
-    tabulated curve (:func:`read_power_curve`); without it the generic 3/12/25 m/s curve.
+    100 m (``DEFAULT_HUB_HEIGHT_M``) when the site does not give one. ``turbine_type`` names
+    a turbine of windpowerlib's library (:func:`site_power_curve`: an unknown name is
+    logged and gets the generic curve), or ``power_curve`` gives a tabulated curve; with
+    neither, the generic 3/12/25 m/s curve.
 
     Columns (set by which weather columns exist and the arguments, never by the values):
 
@@ -294,7 +349,7 @@ def wind_features(
     feats["wind_speed_hub_mps"] = hub
     feats["wind_speed_hub_cubed_m3s3"] = hub**3
 
-    curve_speed = hub
+    curve_speed, rho = hub, None
     if "temp_air_c" in col and "pressure_hpa" in col:
         rho = air_density_kgm3(col["temp_air_c"], col["pressure_hpa"])
         feats["wind_air_density_kgm3"] = rho
@@ -302,8 +357,10 @@ def wind_features(
         curve_speed = np.where(np.isnan(rho), hub, corrected)
 
     scale = 1.0 if capacity_kw is None else _positive(capacity_kw, "capacity_kw")
-    if power_curve is not None:
-        power = tabulated_power_kw(curve_speed, power_curve, capacity_kw=scale)
+    if power_curve is None:
+        power_curve = site_power_curve(turbine_type)
+    if power_curve is not None:  # windpowerlib corrects the curve for density itself
+        power = tabulated_power_kw(hub, power_curve, capacity_kw=scale, density_kgm3=rho)
     else:
         power = power_curve_kw(curve_speed, scale)
     name = "wind_power_curve_frac" if capacity_kw is None else "wind_power_curve_kw"

@@ -162,7 +162,8 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
                            "scoring_fit_end": scoring_window[1].isoformat(),
                            "holdout_start": result.holdout_start.isoformat(),
                            "holdout_end": result.train_end.isoformat(),
-                           "n_features": len(result.model.feature_names_)})
+                           "n_features": len(result.model.feature_names_),
+                           **_kind_params(site)})
         metrics = {f"holdout_{k}": float(v) for k, v in result.metrics.items()
                    if np.isfinite(v)}
         metrics["fit_seconds"] = result.fit_seconds
@@ -198,6 +199,15 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
                 "scoring_fit_end": scoring_window[1].isoformat(),
                 "fit_seconds": result.fit_seconds,
                 "scoring_fit_seconds": result.scoring_fit_seconds}
+
+
+def _kind_params(site) -> dict:
+    """Parameters that say which physics the site's features use."""
+    if site.kind == "wind":
+        from forecasting.wind import power_curve_description
+
+        return {"power_curve": power_curve_description(site.turbine_type)}
+    return {}
 
 
 def _feature_example(result: TrainResult, data: SiteData) -> pd.DataFrame:

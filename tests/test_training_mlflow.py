@@ -134,3 +134,13 @@ def test_tracking_session_leaves_no_global_trace(tmp_path, monkeypatch):
 
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert mlflow.get_tracking_uri() == before
+
+
+def test_wind_runs_log_which_power_curve_the_features_use():
+    from forecasting.portfolio import Site
+    from pipelines.training import _kind_params
+
+    named = Site("wf", "wind", "UTC", 60, capacity_kw=3050.0, turbine_type="E-101/3050")
+    assert _kind_params(named)["power_curve"].endswith("E-101/3050")
+    assert _kind_params(Site("wf", "wind", "UTC", 60))["power_curve"].startswith("generic")
+    assert _kind_params(Site("l", "load", "UTC", 15)) == {}

@@ -67,32 +67,50 @@ def test_generic_power_curve_regions():
         wind.power_curve_kw(v, 1.0, cut_in_mps=5, rated_mps=4)
 
 
-def test_read_power_curve_from_handmade_file(tmp_path):
-    path = tmp_path / "power_curves.csv"
-    path.write_text(
-        "turbine_type,0.0,3.0,3.5,10.0,25.0,25.5\n"
-        "T-1/2000,0.0,0.0,,2000000.0,2000000.0,0.0\n"
-        "T-2/3000,0.0,,50000.0,3000000.0,3000000.0,\n"
-    )
-    curve = wind.read_power_curve(path, "T-1/2000")
-    assert list(curve.columns) == ["wind_speed_mps", "power_kw"]
-    np.testing.assert_allclose(curve["wind_speed_mps"], [0.0, 3.0, 10.0, 25.0, 25.5])
-    np.testing.assert_allclose(curve["power_kw"], [0, 0, 2000, 2000, 0])
-    with pytest.raises(UnknownValueError, match="T-1/2000"):
-        wind.read_power_curve(path, "T-1")
+def test_tabulated_curve_interpolates_scales_and_steps_at_cut_out():
+    curve = pd.DataFrame({"wind_speed_mps": [0.0, 3.0, 10.0, 25.0, 25.5],
+                          "power_kw": [0.0, 0.0, 2000.0, 2000.0, 0.0]})
     p = wind.tabulated_power_kw(np.array([6.5, 25.0, 30.0, np.nan]), curve)
     np.testing.assert_allclose(p, [1000.0, 2000.0, 0.0, np.nan])
     scaled = wind.tabulated_power_kw(np.array([10.0]), curve, capacity_kw=10_000)
     np.testing.assert_allclose(scaled, [10_000.0])
+    assert wind.tabulated_power_kw(6.5, curve) == pytest.approx(1000.0)
+
+
+def test_turbine_curve_from_windpowerlib_library_and_unknown_type():
+    curve = wind.turbine_power_curve("E-101/3050")
+    assert list(curve.columns) == ["wind_speed_mps", "power_kw"]
+    assert curve["power_kw"].max() == pytest.approx(3050.0, rel=0.02)
+    assert curve["wind_speed_mps"].is_monotonic_increasing and not curve.isna().any().any()
+    with pytest.raises(UnknownValueError, match="E-101/3050"):
+        wind.turbine_power_curve("E-101")
 
 
 @pytest.mark.shared_data
 @pytest.mark.skipif(not SHARED_CURVES.exists(), reason="shared windpowerlib data absent")
-def test_read_real_windpowerlib_curve():
-    curve = wind.read_power_curve(SHARED_CURVES, "E-101/3050")
-    assert curve["power_kw"].max() == pytest.approx(3000.0)
-    assert curve["wind_speed_mps"].is_monotonic_increasing
-    assert not curve.isna().any().any()
+def test_library_curve_equals_the_shared_oedb_snapshot():
+    row = pd.read_csv(SHARED_CURVES, index_col="turbine_type").loc["E-101/3050"].dropna()
+    curve = wind.turbine_power_curve("E-101/3050")
+    np.testing.assert_allclose(curve["wind_speed_mps"], row.index.astype(float))
+    np.testing.assert_allclose(curve["power_kw"], row.to_numpy(float) / 1000.0)
+
+
+def test_wind_features_use_the_sites_turbine_and_correct_for_density():
+    t = _times(2)
+    w = pd.DataFrame({"wind_speed_100m_mps": [8.0, 8.0], "temp_air_c": [-20.0, 30.0],
+                      "pressure_hpa": [1013.25, 1013.25]}, index=t)
+    f = wind.wind_features(t, w, capacity_kw=3050.0, turbine_type="E-101/3050")
+    plain = wind.tabulated_power_kw(np.array([8.0]), wind.turbine_power_curve("E-101/3050"),
+                                    capacity_kw=3050.0)[0]
+    cold, warm = f["wind_power_curve_kw"]
+    assert cold > plain > warm  # dense cold air gives more power at the same speed
+    generic = wind.wind_features(t, w, capacity_kw=3050.0)["wind_power_curve_kw"]
+    assert not np.allclose(generic, f["wind_power_curve_kw"])
+    unknown = wind.wind_features(t, w, capacity_kw=3050.0, turbine_type="generic 2.5 MW")
+    np.testing.assert_allclose(unknown["wind_power_curve_kw"], generic)
+    assert wind.power_curve_description("E-101/3050").startswith("windpowerlib")
+    assert "not in windpowerlib" in wind.power_curve_description("generic 2.5 MW")
+    assert wind.power_curve_description(None).startswith("generic")
 
 
 # --------------------------------------------------------------------------- wind_features

@@ -208,10 +208,34 @@ class _IssueTable:
         return out, src
 
 
-def _grid_width_ns(timestamps: np.ndarray) -> int:
-    """Typical spacing of a weather or price grid (median step of the unique stamps)."""
-    u = np.unique(timestamps)
-    return int(np.median(np.diff(u))) if len(u) > 1 else 3600 * 10**9
+@dataclass(frozen=True)
+class Grid:
+    """The time grid of a weather or price table: its step and where the steps fall.
+
+    ``phase_ns`` is the offset of the grid points from the UTC epoch grid: 0 for hourly
+    data on whole UTC hours, 30 minutes for hourly data on the whole local hours of
+    Asia/Kolkata (UTC+05:30)."""
+
+    width_ns: int
+    phase_ns: int = 0
+
+    @classmethod
+    def of(cls, timestamps: np.ndarray) -> Grid:
+        """Typical spacing (median step of the unique stamps; 1 h for a single stamp) and
+        the most common phase."""
+        u = np.unique(timestamps)
+        width = int(np.median(np.diff(u))) if len(u) > 1 else 3600 * 10**9
+        if width <= 0 or width > DAY_NS:
+            return cls(width)
+        phases, counts = np.unique(np.mod(u, width), return_counts=True)
+        return cls(width, int(phases[np.argmax(counts)]))
+
+    def floor(self, times: np.ndarray) -> np.ndarray:
+        """The grid point at or before each time (int64 ns); times themselves beyond a
+        daily grid."""
+        if self.width_ns > DAY_NS:
+            return times
+        return times - np.mod(times - self.phase_ns, self.width_ns)
 
 
 def _forecast_arrays(frame: pd.DataFrame, columns: list[str], observed_as_forecast: bool
@@ -235,12 +259,13 @@ def _forecast_arrays(frame: pd.DataFrame, columns: list[str], observed_as_foreca
     return ts, iss, vals
 
 
-def _interpolated(table: _IssueTable, width: int, times: np.ndarray, issues: np.ndarray,
+def _interpolated(table: _IssueTable, grid: Grid, times: np.ndarray, issues: np.ndarray,
                   directions: list[int], cols: list[int] | None = None, back: int = 0
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Weather at ``times`` from the latest issue known at ``issues``, linear in time between
     grid points (the nearer point for directions, which do not interpolate across north)."""
-    t0 = times - np.mod(times, width) if width <= DAY_NS else times
+    width = grid.width_ns
+    t0 = grid.floor(times)
     w = ((times - t0) / width)[:, None]
     va, sa = table.lookup(t0, issues, cols, back)
     vb, _ = table.lookup(t0 + width, issues, cols, back)
@@ -270,18 +295,18 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
     context = [c for c in spec.weather_context_columns if c in wanted]
     offsets = [int(h * 3600 * 10**9) for h in spec.weather_context_hours]
     if present and n:
-        width = _grid_width_ns(ts)
+        grid = Grid.of(ts)
         table = _IssueTable(ts, iss, vals)
         dirs = [j for j, c in enumerate(present) if c in DIRECTION_COLUMNS]
-        values, src = _interpolated(table, width, targets, issues, dirs)
+        values, src = _interpolated(table, grid, targets, issues, dirs)
         ctx_idx = [j for j, c in enumerate(present) if c in context]
         for off in offsets:
             if ctx_idx:
-                v, _ = _interpolated(table, width, targets + off, issues, [], ctx_idx)
+                v, _ = _interpolated(table, grid, targets + off, issues, [], ctx_idx)
                 for k, j in enumerate(ctx_idx):
                     feats[f"wx_{present[j]}_{_offset_suffix(off / 3.6e12)}"] = v[:, k]
         if spec.use_previous_issue and ctx_idx:
-            v, _ = _interpolated(table, width, targets, issues, [], ctx_idx, back=1)
+            v, _ = _interpolated(table, grid, targets, issues, [], ctx_idx, back=1)
             for k, j in enumerate(ctx_idx):
                 feats[f"wx_{present[j]}_prev_issue"] = v[:, k]
         age = np.where(src > np.iinfo(np.int64).min, (targets - src) / NS_PER_MIN, np.nan)
@@ -322,9 +347,7 @@ def _day_ahead_price(prices: pd.DataFrame, targets: np.ndarray, issues: np.ndarr
         ts, iss, vals = ts[near], iss[near], vals[near]
     if not len(ts):
         return np.full(len(targets), np.nan)
-    width = _grid_width_ns(ts)
-    t0 = targets - np.mod(targets, width) if width <= DAY_NS else targets
-    return _IssueTable(ts, iss, vals).lookup(t0, issues)[0][:, 0]
+    return _IssueTable(ts, iss, vals).lookup(Grid.of(ts).floor(targets), issues)[0][:, 0]
 
 
 def lookback_ns(spec: FeatureSpec, max_lead_ns: int) -> int:

@@ -65,6 +65,8 @@ def parse_timestamps(values: pd.Series, source: str, column: str, allow_missing:
     """Parse one timestamp column to UTC, refusing naive or unparsable values."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         out = values.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(values.dtype) and allow_missing and values.isna().all():
+        out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")  # all empty
     elif pd.api.types.is_datetime64_dtype(values.dtype):
         raise NaiveTimestampError(
             f"{source}: column {column!r} holds naive timestamps (no zone); store them tz-aware "
@@ -92,6 +94,15 @@ def parse_timestamps(values: pd.Series, source: str, column: str, allow_missing:
         row = int(np.flatnonzero(out.isna().to_numpy())[0])
         raise UnparsableTimestampError(f"{source}: column {column!r} row {row} is empty; fill it")
     return out.astype("datetime64[ns, UTC]")
+
+
+def issue_times(frame: pd.DataFrame, source: str) -> pd.Series:
+    """The optional ``issue_time`` column in UTC; NaT (an observation) where empty or absent.
+
+    An absent column is all observations, not naive timestamps: it gets tz-aware NaT."""
+    if "issue_time" not in frame.columns:
+        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+    return parse_timestamps(frame["issue_time"], source, "issue_time", allow_missing=True)
 
 
 def _first_row(mask: pd.Series | np.ndarray) -> int:
@@ -190,6 +201,16 @@ def infer_resolution_minutes(timestamps: pd.Series, source: str, site_id: str) -
     res = int(step)
     off_grid = (diffs_min % res != 0) | False
     minute = (ts.asi8 // 60_000_000_000) % res
+    if not off_grid.any() and (minute != 0).any() and (minute == minute[0]).all():
+        # regular, but the steps fall between the UTC grid points, e.g. hourly readings on
+        # the whole local hours of a zone at UTC+05:30
+        finer = max(r for r in RESOLUTIONS_MINUTES if int(minute[0]) % r == 0)
+        raise IrregularResolutionError(
+            f"{source}: site {site_id} has a regular {res}-minute step, but its intervals "
+            f"start {int(minute[0])} minutes past the UTC {res}-minute grid (first "
+            f"{ts[0]}), as whole local hours do in a zone offset by a fraction of an hour; "
+            f"the service needs {res}-minute intervals to start on the UTC grid: give the "
+            f"readings at {finer} minutes (repeat each reading of mean power) instead")
     if off_grid.any() or (minute != 0).any():
         where = ts[int(np.flatnonzero(minute != 0)[0])] if (minute != 0).any() else ts[
             int(np.flatnonzero(off_grid)[0]) + 1]
@@ -271,10 +292,7 @@ def validate_weather(raw: pd.DataFrame, sites: pd.DataFrame, source: str) -> pd.
     frame["site_id"] = frame["site_id"].astype("string")
     check_known_ids(frame["site_id"], set(sites.index), source, "site", "sites.csv")
     frame["timestamp"] = parse_timestamps(frame["timestamp"], source, "timestamp")
-    if "issue_time" not in frame.columns:
-        frame["issue_time"] = pd.NaT
-    frame["issue_time"] = parse_timestamps(frame["issue_time"], source, "issue_time",
-                                           allow_missing=True)
+    frame["issue_time"] = issue_times(frame, source)
     check_duplicates(frame, ["site_id", "timestamp", "issue_time"], source)
     for col, (lo, hi) in WEATHER_RANGES.items():
         if col not in frame.columns:
@@ -302,10 +320,7 @@ def validate_prices(raw: pd.DataFrame, source: str) -> pd.DataFrame:
             ["price_cny_per_mwh"],
         )
     frame["timestamp"] = parse_timestamps(frame["timestamp"], source, "timestamp")
-    if "issue_time" not in frame.columns:
-        frame["issue_time"] = pd.NaT
-    frame["issue_time"] = parse_timestamps(frame["issue_time"], source, "issue_time",
-                                           allow_missing=True)
+    frame["issue_time"] = issue_times(frame, source)
     if "market" not in frame.columns:
         frame["market"] = "day_ahead"
     frame["market"] = frame["market"].astype("string")

@@ -45,7 +45,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from forecasting.errors import InsufficientDataError
-from forecasting.features import FeatureSpec, build_features, window_known_at
+from forecasting.features import FeatureSpec, Grid, build_features, window_known_at
 from forecasting.portfolio import SiteData, as_utc
 from models.quantile import (
     DEFAULT_QUANTILES,
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 # (name, shortest lead, longest lead) in minutes. Day-ahead reaches D+2 issued at 00:00.
 DEFAULT_BUCKETS = (("intraday", 0, 360), ("day_ahead", 360, 4320))
-MIN_TRAINING_ROWS = 96 * 7
+MIN_TRAINING_DAYS = 7  # of readings, at any resolution
 TARGET_LEVELS = ("none", "mean_7d")
 # Level columns tried in order when the target is learnt relative to a known level.
 LEVEL_COLUMNS = ("mean_7d_kw", "mean_24h_kw", "last_known_kw")
@@ -138,11 +138,14 @@ class SiteForecaster(BaseEstimator):
         fc = wx.loc[wx["issue_time"].notna(), ["timestamp", "issue_time"]]
         first = fc.groupby("timestamp")["issue_time"].min().sort_index()
         res = data.site.resolution_minutes
-        width = pd.Timedelta(first.index.to_series().diff().median() or pd.Timedelta(hours=1))
-        t0 = targets.floor(width) if width <= pd.Timedelta(days=1) else targets
-        earliest = first.reindex(t0)
-        reach = ((targets - pd.DatetimeIndex(earliest.to_numpy())) / pd.Timedelta(minutes=1)
-                 ).to_numpy(dtype=float)
+        # the weather grid point of each target, as forecasting.features aligns them
+        grid = Grid.of(first.index.as_unit("ns").asi8)
+        t0 = pd.to_datetime(grid.floor(targets.as_unit("ns").asi8), unit="ns", utc=True)
+        # the earliest issue per target, kept as a tz-aware array: NaT where no forecast
+        # covers the target (``.to_numpy()`` would give objects, and naive stamps when every
+        # target is uncovered, e.g. observed weather for all of history, forecasts after it)
+        earliest = first.reindex(t0).array
+        reach = ((targets - earliest) / pd.Timedelta(minutes=1)).to_numpy(dtype=float)
         lo_step, hi_step = max(bucket[1] // res, 0), bucket[2] // res
         reach_step = np.floor(np.nan_to_num(reach, nan=-1.0) / res).astype(np.int64)
         beyond = (steps > reach_step) & (reach_step >= lo_step)
@@ -179,8 +182,12 @@ class SiteForecaster(BaseEstimator):
             subsample=self.subsample, colsample_bytree=self.colsample_bytree,
             random_state=self.random_state)
 
-    def _fit_buckets(self, data: SiteData, fraction: float = 1.0
-                     ) -> dict[str, LGBMQuantileRegressor]:
+    def _fit_buckets(self, data: SiteData, fraction: float = 1.0, required: bool = True
+                     ) -> dict[str, LGBMQuantileRegressor] | None:
+        """One booster set per bucket. A bucket with fewer usable rows than a booster needs
+        (e.g. the few daylight hours of a short hourly PV history) raises
+        ``InsufficientDataError``, or returns None when the fit is not ``required`` (the
+        calibration fit, which is then skipped)."""
         rng = np.random.default_rng(self.random_state)
         models = {}
         for bucket in self.buckets_:
@@ -198,6 +205,15 @@ class SiteForecaster(BaseEstimator):
                 picked = rng.choice(np.flatnonzero(keep), limit, replace=False)
                 keep = np.zeros(len(y), dtype=bool)
                 keep[picked] = True
+            need = 2 * self.min_child_samples  # LGBMQuantileRegressor's minimum
+            if keep.sum() < need:
+                if not required:
+                    return None
+                what = "daytime readings" if self.kind == "pv" else "readings"
+                raise InsufficientDataError(
+                    f"site {data.site.site_id}: {int(keep.sum())} {what} to train the "
+                    f"{bucket[0]} horizons on; need at least {need} — load more history or "
+                    "move --train-end later")
             level = self._level(X)
             models[bucket[0]] = self._model(quick=fraction < 1.0).fit(
                 X[self.feature_names_].to_numpy(dtype=float)[keep], (y - level)[keep])
@@ -226,10 +242,13 @@ class SiteForecaster(BaseEstimator):
         if self.max_training_days:
             start = data.values_kw.index.max() - pd.Timedelta(days=self.max_training_days)
             data = replace(data, values_kw=data.values_kw[data.values_kw.index >= start])
-        if len(data.values_kw) < MIN_TRAINING_ROWS:
+        need = min_training_rows(data.site.resolution_minutes)
+        if len(data.values_kw) < need:
             raise InsufficientDataError(
                 f"site {data.site.site_id}: {len(data.values_kw)} measurements before the "
-                f"training end; need at least {MIN_TRAINING_ROWS} (about a week at 15 minutes)")
+                f"training end; need at least {need} ({MIN_TRAINING_DAYS} days at "
+                f"{data.site.resolution_minutes} minutes) — load more history or move "
+                "--train-end later")
         self.site_ = data.site
         self.feature_names_ = None
         values = data.values_kw.to_numpy(dtype=float)
@@ -246,11 +265,15 @@ class SiteForecaster(BaseEstimator):
         zero = {b[0]: np.zeros(len(self.quantiles_)) for b in self.buckets_}
         cut = data.values_kw.index.max() - pd.Timedelta(days=self.calibration_days)
         early = replace(data, values_kw=data.values_kw[data.values_kw.index < cut])
-        if len(early.values_kw) < MIN_TRAINING_ROWS:
+        if len(early.values_kw) < min_training_rows(data.site.resolution_minutes):
             log.info("site %s: too little history to calibrate; no conformal correction",
                      data.site.site_id)
             return zero
-        self.models_ = self._fit_buckets(early, self.calibration_fraction)
+        self.models_ = self._fit_buckets(early, self.calibration_fraction, required=False)
+        if self.models_ is None:
+            log.info("site %s: too few rows to calibrate; no conformal correction",
+                     data.site.site_id)
+            return zero
         self.corrections_ = zero
         rng = np.random.default_rng(self.random_state + 1)
         out = {}
@@ -333,6 +356,11 @@ class SiteForecaster(BaseEstimator):
         total = sum(m.feature_importance("gain") for m in self.models_.values())
         s = pd.Series(total, index=self.feature_names_).sort_values(ascending=False)
         return s / s.sum() if s.sum() else s
+
+
+def min_training_rows(resolution_minutes: int) -> int:
+    """Readings a fit needs: ``MIN_TRAINING_DAYS`` days at the site's resolution."""
+    return MIN_TRAINING_DAYS * 1440 // resolution_minutes
 
 
 def quantile_column(q: float) -> str:

@@ -42,11 +42,11 @@ train: sample-data  ## train every site, the ML baseline and the response likeli
 batch: $(STAMP)  ## nightly batch: day-ahead forecasts of every site (ISSUE=now or ISO time)
 	$(BIN)/vpp batch-forecast --data $(DATA) --issue-time $(or $(ISSUE),now) --out $(VAR)/forecasts
 
-run: train  ## set up, train on the sample portfolio, serve the API on 127.0.0.1:3000
-	$(BIN)/vpp serve --data $(DATA) --host $(HOST) --port $(PORT)
+run: train  ## set up, train on the sample portfolio, serve the API on 127.0.0.1:3000 (prints a local API key)
+	$(BIN)/vpp serve --data $(DATA) --host $(HOST) --port $(PORT) --local-key-file $(VAR)/local_api_key
 
-serve: $(STAMP)  ## serve the API (models must be registered)
-	$(BIN)/vpp serve --data $(DATA) --host $(HOST) --port $(PORT)
+serve: $(STAMP)  ## serve the API (models must be registered; key of client 'local' in var/local_api_key)
+	$(BIN)/vpp serve --data $(DATA) --host $(HOST) --port $(PORT) --local-key-file $(VAR)/local_api_key
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest -q

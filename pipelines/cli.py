@@ -298,18 +298,50 @@ def serve(
     data: DataOpt,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
+    local_key_file: Annotated[Path | None, typer.Option(
+        help="use the API key saved in this file (client 'local'), creating it (mode 0600) "
+             "when it holds no valid key, and print it with the example request")] = None,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="serve WITHOUT authentication (local experiments only)")] = False,
 ):
-    """Serve the BentoML API (POST /forecast ...) over the portfolio and the registry."""
+    """Serve the BentoML API (POST /forecast ...) over the portfolio and the registry.
+
+    Every endpoint but /livez, /readyz, /metrics and the docs needs an API key
+    (`vpp keys create`); calls are written to the audit log (`vpp audit tail`).
+    """
+    from serving.audit import audit_path
+    from serving.keys import keys_url
+
+    keys = keys_url()
+    if keys.startswith("sqlite:///") and not Path(keys.removeprefix("sqlite:///")).is_absolute():
+        keys = f"sqlite:///{Path(keys.removeprefix('sqlite:///')).resolve()}"
     env = {**os.environ, "VPP_DATA_DIR": str(data.resolve()),
-           "MLFLOW_TRACKING_URI": tracking_uri(), "OMP_NUM_THREADS": "1"}
+           "MLFLOW_TRACKING_URI": tracking_uri(), "OMP_NUM_THREADS": "1",
+           "VPP_KEYS_URL": keys, "VPP_AUDIT_LOG": str(audit_path().resolve())}
     base = f"http://{host}:{port}"
     example = _example_request(data)
     lines = [f"API docs (Swagger UI): {base}/    OpenAPI: {base}/docs.json",
              f"MLflow store: {tracking_uri()}",
-             f"  browse it: .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}"]
+             f"  browse it: .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}",
+             (f"API keys: {keys} (vpp keys list); audit log: {env['VPP_AUDIT_LOG']} "
+              "(vpp audit tail)")]
+    if no_auth:
+        env["VPP_AUTH_DISABLED"] = "1"
+        log.error("--no-auth: AUTHENTICATION IS DISABLED; anyone who reaches %s can call "
+                  "every endpoint", base)
+    elif local_key_file is not None:
+        from pipelines.cli_keys import local_key
+
+        key, created = local_key(local_key_file)
+        lines += [(f"API key of client 'local' ({'created, ' if created else ''}saved in "
+                   f"{local_key_file}, mode 0600):"), f"  export VPP_API_KEY={key}"]
+    else:
+        lines.append("API key: create one with `vpp keys create --client NAME --scopes "
+                     "forecast:read` and export it as VPP_API_KEY")
     if example:
+        auth = "" if no_auth else ' -H "Authorization: Bearer $VPP_API_KEY"'
         lines += ["example request (once the server says it is ready):",
-                  (f"  curl -s -X POST {base}/forecast -H 'Content-Type: application/json' "
+                  (f"  curl -s -X POST {base}/forecast{auth} -H 'Content-Type: application/json' "
                    f"-d '{example}'")]
     print("\n".join(lines), file=sys.stderr, flush=True)  # plain: no wrapping, copy-pastable
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:VPPService", "--host", host,
@@ -336,7 +368,7 @@ def _example_request(data: Path) -> str | None:
 def _mount_optional() -> None:
     """Commands contributed by other pipeline modules, when present."""
     for module in ("pipelines.cli_backtest", "pipelines.cli_baselines", "pipelines.cli_dispatch",
-                   "pipelines.cli_response"):
+                   "pipelines.cli_response", "pipelines.cli_keys"):
         try:
             sub = __import__(module, fromlist=["app"])
         except ModuleNotFoundError as err:
@@ -345,6 +377,7 @@ def _mount_optional() -> None:
             continue
         for command in sub.app.registered_commands:
             app.registered_commands.append(command)
+        app.registered_groups.extend(sub.app.registered_groups)  # vpp keys ..., vpp audit ...
 
 
 _mount_optional()

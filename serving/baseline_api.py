@@ -28,6 +28,7 @@ from forecasting.settlement import SettlementRule, aggregate_readings, interval_
 from models.baselines.ml import MLBaseline
 from pipelines.baseline_eval import customer_event_days, customer_load
 from pipelines.measurement import baseline_for_customer
+from serving.limits import MAX_EVENT_WINDOW, MAX_READINGS, check_count, check_window
 
 Method = Literal["auto", "similar_days", "x_of_y", "pre_event", "ml"]
 
@@ -40,7 +41,8 @@ class _Target(BaseModel):
     site_id: str | None = Field(None, description="one load site (sites.csv site_id); give "
                                 "this or customer_id")
     start: AwareDatetime = Field(description="event start, ISO 8601 with offset")
-    end: AwareDatetime = Field(description="event end (exclusive), ISO 8601 with offset")
+    end: AwareDatetime = Field(description="event end (exclusive), ISO 8601 with offset; at "
+                               "most 7 days after the start (422 beyond)")
     notice_time: AwareDatetime | None = Field(
         None, description="when the event was announced; day-of adjustments use readings "
         "before it (default: the start)")
@@ -94,7 +96,8 @@ class MeasureRequest(_Target):
 
     target_kw: float = Field(description="committed change, kW: reduction positive, valley "
                              "filling negative")
-    readings: list[Reading] = Field(min_length=1, description="readings since the start")
+    readings: list[Reading] = Field(min_length=1, description="readings since the start; at "
+                                    f"most {MAX_READINGS} (422 beyond)")
     rule: SettlementRule | None = Field(None, description="settlement rule (default rule if "
                                         "omitted)")
 
@@ -158,6 +161,7 @@ def _ml_model(ml_models, cid, load, days, request) -> MLBaseline | None:
 
 
 def _baseline(portfolio, request, ml_models):
+    check_window(request.start, request.end, MAX_EVENT_WINDOW, "event window")
     load, tz, country, days, cid = _history(portfolio, request)
     known = load[load.index < pd.Timestamp(request.start)]
     if known.empty:
@@ -202,6 +206,7 @@ def handle_measure(portfolio: Portfolio, request: MeasureRequest,
     Readings (any regular resolution from 5 s to the rule's interval) are averaged to the
     settlement interval (15 min by default); they must lie inside the event window.
     """
+    check_count(request.readings, MAX_READINGS, "readings")
     rule = request.rule or SettlementRule()
     readings = pd.Series([r.load_kw for r in request.readings],
                          index=pd.DatetimeIndex([pd.Timestamp(r.timestamp)

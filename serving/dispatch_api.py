@@ -21,6 +21,7 @@ from forecasting.errors import DataError, ModelNotFoundError, UnknownSiteError
 from forecasting.portfolio import Portfolio
 from forecasting.settlement import SettlementRule
 from models.dispatch import Instruction, decompose, historical_reliability
+from serving.limits import MAX_CUSTOMERS, MAX_EVENT_WINDOW, check_count, check_window
 
 EventType = Literal["annual", "day_ahead", "real_time", "peak", "reserve", "peak_shaving"]
 
@@ -31,7 +32,8 @@ class DispatchRequest(BaseModel):
     target_kw: float = Field(gt=0, description="load reduction to deliver over the window "
                              "(kW, mean power); valley filling is not supported yet")
     start: AwareDatetime = Field(description="window start, ISO 8601 with offset")
-    end: AwareDatetime = Field(description="window end (exclusive), ISO 8601 with offset")
+    end: AwareDatetime = Field(description="window end (exclusive), ISO 8601 with offset; at "
+                               "most 7 days after the start (422 beyond)")
     notice_time: AwareDatetime = Field(description="when the instruction reaches the VPP; "
                                        "decides which response levels can take part")
     event_type: EventType | None = Field(None, description="events.csv event type, if any")
@@ -43,7 +45,8 @@ class DispatchRequest(BaseModel):
         None, ge=0, description="penalty per kW times its failure probability (default: the "
         "model's)")
     customers: list[str] | None = Field(None, min_length=1, description="restrict to these "
-                                        "customers (default: every customer with resources)")
+                                        "customers (default: every customer with resources); "
+                                        f"at most {MAX_CUSTOMERS} (422 beyond)")
     reliability: Literal["auto", "model", "history"] = Field(
         "auto", description="where p_deliver comes from: model = the response-likelihood "
         "champion (each customer scored on a share of the target proportional to its "
@@ -83,6 +86,8 @@ def handle_dispatch(portfolio: Portfolio, request: DispatchRequest,
     likelihood (``pipelines.response.planned_reliability``), or None when no champion is
     registered; used for ``reliability`` ``model`` and ``auto``.
     """
+    check_window(request.start, request.end, MAX_EVENT_WINDOW, "dispatch window")
+    check_count(request.customers, MAX_CUSTOMERS, "customers")
     rule = rule or SettlementRule()
     resources = portfolio.resources
     if resources is None or resources.empty:

@@ -23,6 +23,7 @@ from pipelines.response import (
     hypothetical_event,
     predict_rows,
 )
+from serving.limits import MAX_CUSTOMERS, MAX_EVENT_WINDOW, check_count, check_window
 
 EventType = Literal["annual", "day_ahead", "real_time", "peak", "reserve", "peak_shaving",
                     "valley_filling"]
@@ -32,9 +33,10 @@ class ResponseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customers: list[str] = Field(min_length=1, description="customer ids (sites.csv "
-                                 "customer_id)")
+                                 f"customer_id); at most {MAX_CUSTOMERS} (422 beyond)")
     start: AwareDatetime = Field(description="event start, ISO 8601 with offset")
-    end: AwareDatetime = Field(description="event end (exclusive), ISO 8601 with offset")
+    end: AwareDatetime = Field(description="event end (exclusive), ISO 8601 with offset; at "
+                               "most 7 days after the start (422 beyond)")
     notice_time: AwareDatetime = Field(description="when the event is announced; only what "
                                        "was known then is used")
     target_kw: list[float] = Field(min_length=1, description="committed change (kW): one "
@@ -75,6 +77,9 @@ def handle_response(data: ResponseData, request: ResponseRequest, registry,
 
     ``registry``: a ``pipelines.registry.ModelRegistry`` (or None: historical rate only).
     """
+    check_count(request.customers, MAX_CUSTOMERS, "customers")
+    check_count(request.target_kw, MAX_CUSTOMERS, "target_kw values")
+    check_window(request.start, request.end, MAX_EVENT_WINDOW, "event window")
     rule = rule or SettlementRule()
     known = set(data.loads_kw) | set(data.events["customer_id"].astype(str))
     unknown = sorted(set(request.customers) - known)

@@ -11,8 +11,12 @@ step or a restart, and the registry stays the one place that says which model is
 The price is that the registry must be reachable at request time (503 with the reason if not).
 
 Errors: unknown site -> 404; bad request (naive time, window off the grid, bad quantiles,
-wrong kind) -> 400 with what to fix; stale data -> 422; no registered model or an
+wrong kind) -> 400 with what to fix; stale data, or a request beyond a bound of
+``serving.limits`` (a window, a list length) -> 422; no registered model or an
 unreachable registry -> 503 with the reason.
+
+Every endpoint sits behind ``serving.auth.SecurityMiddleware`` (API key, scope, rate limit,
+body size, signature, audit log); the endpoints below only see admitted requests.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from forecasting.portfolio import Portfolio, read_portfolio
 from pipelines.forecasting import forecast_core, horizon_window
 from pipelines.registry import ModelRegistry
 from pipelines.tracking import TrackingUnavailableError
+from serving.auth import SecurityMiddleware
 from serving.baseline_api import (
     BaselineRequest,
     BaselineResponse,
@@ -43,6 +48,7 @@ from serving.baseline_api import (
     handle_measure,
 )
 from serving.dispatch_api import DispatchRequest, DispatchResponse, handle_dispatch
+from serving.limits import MAX_FORECAST_WINDOW, BoundExceededError, check_window
 from serving.response_api import (
     ResponseRequest,
     ResponseResponse,
@@ -72,7 +78,7 @@ class ForecastResponse(BaseModel):
     points: list[ForecastPoint]
 
 
-HTTP_STATUS = ((UnknownSiteError, 404), (StaleDataError, 422),
+HTTP_STATUS = ((UnknownSiteError, 404), ((StaleDataError, BoundExceededError), 422),
                ((ModelNotFoundError, TrackingUnavailableError), 503), ((DataError, ValueError), 400))
 
 
@@ -164,6 +170,7 @@ class VPPService:
             if issue_time == "now":
                 issue = issue.floor(f"{site.resolution_minutes}min")
             t0, t1 = horizon_window(site, issue, horizon, horizon_minutes, start, end)
+            check_window(t0, t1, MAX_FORECAST_WINDOW, "forecast window")
             model = self.registry.champion(site.kind, site_id)
             frame = forecast_core(model, self.portfolio.site_data(site_id), issue, t0, t1,
                                   quantiles)
@@ -234,3 +241,6 @@ class VPPService:
         except DataError:
             return None
         return planned_reliability(data, instruction, resources, SettlementRule(), champion)
+
+
+VPPService.add_asgi_middleware(SecurityMiddleware)

@@ -44,7 +44,9 @@ def served(tmp_path_factory):
     (data / "events.csv").write_text(EVENTS)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     env = {"VPP_DATA_DIR": str(data), "MLFLOW_TRACKING_URI": uri,
-           "MLFLOW_ARTIFACTS_DIR": str(tmp / "artifacts")}
+           "MLFLOW_ARTIFACTS_DIR": str(tmp / "artifacts"),
+           "VPP_KEYS_URL": f"sqlite:///{tmp / 'keys.db'}",
+           "VPP_AUDIT_LOG": str(tmp / "audit" / "audit.jsonl")}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     train_site(read_portfolio(data), "load_x",
@@ -58,12 +60,20 @@ def served(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(served):
+def api_key(served) -> str:
+    """A key of the module's key store with every scope."""
+    from serving.keys import KeyStore
+
+    return KeyStore().create("tests", "admin")[1]
+
+
+@pytest.fixture(scope="module")
+def client(served, api_key):
     from starlette.testclient import TestClient
 
     from serving.service import VPPService
 
-    with TestClient(VPPService.to_asgi()) as c:
+    with TestClient(VPPService.to_asgi(), headers={"Authorization": f"Bearer {api_key}"}) as c:
         yield c
 
 
@@ -122,7 +132,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_real_bentoml_server_answers_forecast(served):
+def test_real_bentoml_server_answers_forecast(served, api_key):
     import bentoml
 
     port = _free_port()
@@ -132,13 +142,15 @@ def test_real_bentoml_server_answers_forecast(served):
                              str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:
-        with bentoml.SyncHTTPClient(f"http://127.0.0.1:{port}", server_ready_timeout=120) as c:
+        with bentoml.SyncHTTPClient(f"http://127.0.0.1:{port}", token=api_key,
+                                    server_ready_timeout=120) as c:
             body = c.forecast(**DAY_AHEAD)
         points = body["points"] if isinstance(body, dict) else body.points
         assert len(points) == 96
         import httpx
 
-        r = httpx.post(f"http://127.0.0.1:{port}/forecast", json={"site_id": "ghost"}, timeout=30)
+        r = httpx.post(f"http://127.0.0.1:{port}/forecast", json={"site_id": "ghost"}, timeout=30,
+                       headers={"Authorization": f"Bearer {api_key}"})
         assert r.status_code == 404 and "unknown site" in r.text
     finally:
         proc.terminate()

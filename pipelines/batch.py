@@ -8,6 +8,7 @@ For a cluster, pass ``scheduler_address`` (e.g. tcp://host:8786) instead of a wo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -23,11 +24,11 @@ from pipelines.training import log_and_register, train_core
 log = logging.getLogger(__name__)
 
 
-def _fit(data, config: TrainingConfig):
+def _fit(data, config: TrainingConfig, train_end=None):
     """Worker task: fit and score one site; errors come back as values, not exceptions."""
     t0 = time.perf_counter()
     try:
-        return train_core(data, config)
+        return train_core(data, config, train_end)
     except Exception as err:  # noqa: BLE001 - reported per site by the driver; the batch goes on
         return {"site_id": data.site.site_id, "error": f"{type(err).__name__}: {err}",
                 "traceback": traceback.format_exc(), "seconds": time.perf_counter() - t0}
@@ -38,8 +39,11 @@ def _local_results(datas, config):
         yield _fit(data, config)
 
 
-def _dask_results(datas, config, workers: int, scheduler_address: str | None):
-    from dask.distributed import Client, LocalCluster, as_completed
+@contextlib.contextmanager
+def dask_client(workers: int = 2, scheduler_address: str | None = None):
+    """A Dask client on a running scheduler (``tcp://host:8786``), or on a LocalCluster of
+    ``workers`` single-threaded processes on 127.0.0.1 (no dashboard); closed on exit."""
+    from dask.distributed import Client, LocalCluster
 
     if scheduler_address:
         client, cluster = Client(scheduler_address), None
@@ -49,13 +53,20 @@ def _dask_results(datas, config, workers: int, scheduler_address: str | None):
                                silence_logs=logging.ERROR, env={"OMP_NUM_THREADS": "1"})
         client = Client(cluster)
     try:
-        futures = [client.submit(_fit, d, config, pure=False) for d in datas]
-        for future in as_completed(futures):
-            yield future.result()
+        yield client
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _dask_results(datas, config, workers: int, scheduler_address: str | None):
+    from dask.distributed import as_completed
+
+    with dask_client(workers, scheduler_address) as client:
+        futures = [client.submit(_fit, d, config, pure=False) for d in datas]
+        for future in as_completed(futures):
+            yield future.result()
 
 
 def untrained_sites(portfolio: Portfolio, site_ids: list[str], uri: str | None = None

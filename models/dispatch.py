@@ -27,20 +27,35 @@ When no plan reaches ``T (1 + m)``, a second MILP maximises ``sum e_r x_r`` and 
 finds the cheapest plan with that delivery; the plan is returned with ``feasible=False`` and
 ``shortfall_kw = T (1 + m) - sum e_r x_r``.
 
-Delivery model of the Monte Carlo (``simulate_achievement``): each used resource, independently,
-delivers its full allocation ``x_r`` with probability ``p_r``, otherwise
-``FAILED_DELIVERY_SHARE * e_r * x_r`` (half of its expected ratio: an assumption, not fitted
-on data). Event achievement = sum of deliveries / ``T``, compared with the rule's threshold.
-Independence between resources is an assumption too (a heat wave hits all customers at once:
-the probability is then optimistic). A success delivers ratio 1, not ``e_r``: the Monte Carlo
-``expected_achievement`` is therefore not ``planned_expected_kw / T`` (two models: the MILP
-plans on ``e_r``, the simulation scores threshold risk on ``p_r``). The plan never counts on
-over-delivery: ``e_r`` is capped at ``max_planned_achievement`` (1.0) before the MILP, since
-a customer that delivered 119 % on average was not asked for it and may stop doing so.
+Delivery model of the Monte Carlo (``simulate_achievement``): each used resource delivers
+its full allocation ``x_r`` with probability ``p_r``, otherwise ``FAILED_DELIVERY_SHARE *
+e_r * x_r`` (half of its expected ratio: an assumption, not fitted on data). Event
+achievement = sum of deliveries / ``T``, compared with the rule's threshold.
+
+By default (``correlation`` 0) resources are independent, which is optimistic under a
+common cause (a heat wave, a production rush hits all customers at once). ``correlation`` =
+rho > 0 makes the draws of one event share a common factor (a one-factor Gaussian copula
+[1]_ [2]_): resource ``r`` delivers when ``sqrt(rho) z + sqrt(1 - rho) eps_r < Phi^-1(p_r)``
+with ``z`` (one per event) and ``eps_r`` independent standard normals, so each resource still
+delivers with probability ``p_r`` and any two resources' latent variables have correlation
+rho (``models.correlation`` estimates it from settled events).
+
+A success delivers ratio 1, not ``e_r``: the Monte Carlo ``expected_achievement`` is
+therefore not ``planned_expected_kw / T`` (two models: the MILP plans on ``e_r``, the
+simulation scores threshold risk on ``p_r``). The plan never counts on over-delivery:
+``e_r`` is capped at ``max_planned_achievement`` (1.0) before the MILP, since a customer
+that delivered 119 % on average was not asked for it and may stop doing so.
 
 Default reliability where none is given (``DEFAULT_P_DELIVER`` 0.8,
 ``DEFAULT_EXPECTED_ACHIEVEMENT`` 0.9): a typical demand-response success rate, not a
 measurement; the plan lists every resource that used it in ``assumed_reliability``.
+
+References
+----------
+.. [1] Vasicek, O. (2002), "The distribution of loan portfolio value", Risk 15(12): the
+   one-factor model of correlated defaults.
+.. [2] Li, D. X. (2000), "On default correlation: a copula function approach", Journal of
+   Fixed Income 9(4): the Gaussian copula of binary outcomes.
 """
 
 from __future__ import annotations
@@ -53,6 +68,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array, diags_array, hstack
+from scipy.special import ndtri
 
 from forecasting.errors import DuplicateRowsError, ImpossibleValueError, MissingColumnsError
 from forecasting.settlement import SettlementRule
@@ -68,12 +84,14 @@ from models.dispatch_eligibility import (
 from models.response import historical_rate
 
 __all__ = ["DispatchPlan", "DispatchSolverError", "Instruction", "NoEligibleResourceError",
-           "ValleyFillingNotImplementedError", "check_resources", "decompose", "eligibility",
+           "ValleyFillingNotImplementedError", "achievement_draws", "check_correlation",
+           "check_resources", "decompose", "delivery_draws", "eligibility",
            "historical_reliability", "simulate_achievement"]
 
 DEFAULT_P_DELIVER = 0.8
 DEFAULT_EXPECTED_ACHIEVEMENT = 0.9
 FAILED_DELIVERY_SHARE = 0.5
+DRAW_BLOCK_VALUES = 4_000_000  # random numbers per block of the Monte Carlo (memory bound)
 RELIABILITY_COLUMNS = ("p_deliver", "expected_achievement")
 ALLOCATION_COLUMNS = ("resource_id", "customer_id", "name", "level", "allocated_kw",
                       "capacity_kw", "p_deliver", "expected_achievement", "expected_kw",
@@ -166,29 +184,94 @@ def historical_reliability(events: pd.DataFrame, rule: SettlementRule | None = N
     return out.astype({"n_events": "int64"})
 
 
+def check_correlation(correlation: float) -> float:
+    """The common-factor correlation as a float in [0, 1] (``ImpossibleValueError`` else)."""
+    try:
+        rho = float(correlation)
+    except (TypeError, ValueError):
+        rho = np.nan
+    if not 0.0 <= rho <= 1.0:
+        raise ImpossibleValueError(f"correlation {correlation!r} must lie in 0..1 (0: "
+                                   "independent resources; negative values have no "
+                                   "one-factor model)")
+    return rho
+
+
+def delivery_draws(p_deliver, n_draws: int, rng: np.random.Generator,
+                   correlation: float = 0.0) -> np.ndarray:
+    """Which resources deliver in each of ``n_draws`` simulated events: bool (n_draws, n).
+
+    ``correlation`` 0: independent (``rng.random((n_draws, n)) < p``); rho > 0: the one-factor
+    Gaussian copula of the module doc (draws in float32: the comparison needs no more).
+    Generated in blocks of ``DRAW_BLOCK_VALUES`` random numbers; same ``rng`` state, same
+    draws.
+    """
+    p = np.asarray(p_deliver, dtype="float64")
+    rho = check_correlation(correlation)
+    out = np.empty((n_draws, p.size), dtype=bool)
+    if rho > 0:
+        threshold = ndtri(np.clip(p, 0.0, 1.0)).astype("float32")
+        loading, noise = np.float32(np.sqrt(rho)), np.float32(np.sqrt(1.0 - rho))
+    block = max(1, DRAW_BLOCK_VALUES // max(p.size, 1))
+    for begin in range(0, n_draws, block):
+        size = min(block, n_draws - begin)
+        if rho == 0:
+            out[begin:begin + size] = rng.random((size, p.size)) < p
+        else:
+            common = rng.standard_normal(size, dtype="float32")[:, None]
+            own = rng.standard_normal((size, p.size), dtype="float32")
+            out[begin:begin + size] = loading * common + noise * own < threshold
+    return out
+
+
+def achievement_draws(success: np.ndarray, allocated_kw, expected_achievement, target_kw
+                      ) -> np.ndarray:
+    """Event achievement (delivered kW / ``target_kw``) of each draw of ``success``.
+
+    ``success``: ``delivery_draws`` (n_draws, n). ``allocated_kw``: one plan (n,) or ``k``
+    plans over the same resources (k, n), scored on the same draws (common random numbers);
+    ``target_kw`` a number or one per plan. Returns (n_draws,) or (n_draws, k). A resource
+    delivers its allocation when it succeeds, else ``FAILED_DELIVERY_SHARE * e_r`` of it.
+    Several plans are summed in float32 (BLAS; about 1e-7 relative: a draw exactly at the
+    threshold may fall either side), one plan in float64 as ``simulate_achievement`` does.
+    """
+    x = np.asarray(allocated_kw, dtype="float64")
+    fail_kw = FAILED_DELIVERY_SHARE * np.asarray(expected_achievement, dtype="float64") * x
+    gain = x - fail_kw
+    if x.ndim == 1:
+        return (fail_kw.sum() + success @ gain) / target_kw
+    delivered = np.empty((success.shape[0], x.shape[0]))
+    rows = max(1, DRAW_BLOCK_VALUES // max(success.shape[1], 1))
+    weights = gain.T.astype("float32")
+    for begin in range(0, success.shape[0], rows):  # BLAS on float blocks, not bool @ float
+        part = success[begin:begin + rows].astype("float32")
+        delivered[begin:begin + rows] = part @ weights
+    return (fail_kw.sum(axis=1) + delivered) / np.asarray(target_kw, dtype="float64")
+
+
 def simulate_achievement(allocated_kw, p_deliver, expected_achievement, target_kw: float,
-                         threshold: float, n_draws: int = 20_000, seed: int = 0
-                         ) -> tuple[float, float]:
+                         threshold: float, n_draws: int = 20_000, seed: int = 0,
+                         correlation: float = 0.0) -> tuple[float, float]:
     """Monte Carlo of the event achievement (delivery model in the module doc).
 
     Arrays per used resource: ``allocated_kw`` (kW), ``p_deliver`` (0..1),
-    ``expected_achievement`` (ratio). Returns (P(achievement >= threshold), mean
-    achievement), achievement = delivered kW / ``target_kw``. Draws are processed in blocks
-    so memory stays small for many resources; same seed, same answer.
+    ``expected_achievement`` (ratio). ``correlation``: the common-factor rho (0: independent
+    resources, the draws of earlier versions exactly). Returns (P(achievement >= threshold),
+    mean achievement), achievement = delivered kW / ``target_kw``. Draws are processed in
+    blocks so memory stays small for many resources; same seed, same answer.
     """
     x = np.asarray(allocated_kw, dtype="float64")
     p = np.asarray(p_deliver, dtype="float64")
-    fail_kw = FAILED_DELIVERY_SHARE * np.asarray(expected_achievement, dtype="float64") * x
+    check_correlation(correlation)
     if x.size == 0:
         return 0.0, 0.0
     rng = np.random.default_rng(seed)
-    gain = x - fail_kw
-    block = max(1, min(n_draws, 4_000_000 // x.size))
+    block = max(1, min(n_draws, DRAW_BLOCK_VALUES // x.size))
     hits, total = 0, 0.0
     for begin in range(0, n_draws, block):
         size = min(block, n_draws - begin)
-        success = rng.random((size, x.size)) < p
-        achievement = (fail_kw.sum() + success @ gain) / target_kw
+        success = delivery_draws(p, size, rng, correlation)
+        achievement = achievement_draws(success, x, expected_achievement, target_kw)
         hits += int(np.count_nonzero(achievement >= threshold))
         total += float(achievement.sum())
     return hits / n_draws, total / n_draws
@@ -303,7 +386,7 @@ def decompose(instruction: Instruction, resources: pd.DataFrame,
               rule: SettlementRule | None = None, *, min_dispatch_share: float = 0.2,
               fixed_cost_cny_per_resource: float = 1.0, n_draws: int = 20_000, seed: int = 0,
               time_limit_s: float = 30.0,
-              max_planned_achievement: float = 1.0) -> DispatchPlan:
+              max_planned_achievement: float = 1.0, correlation: float = 0.0) -> DispatchPlan:
     """Allocate ``instruction`` over ``resources`` (resources.csv rows) by MILP (module doc).
 
     ``reliability``: frame keyed (column or index) by ``customer_id`` and/or ``resource_id``
@@ -314,7 +397,9 @@ def decompose(instruction: Instruction, resources: pd.DataFrame,
     capacity. ``rule``: the settlement rule whose threshold the Monte Carlo scores.
     ``max_planned_achievement``: the plan never counts on more than this expected
     delivered/allocated ratio (1.0: a customer's habit of over-delivering is not bought as
-    capacity; the Monte Carlo's success delivers ratio 1 too).
+    capacity; the Monte Carlo's success delivers ratio 1 too). ``correlation``: the
+    common-factor rho of the Monte Carlo (0: independent resources; the plan itself does
+    not depend on it).
 
     Raises ``NoEligibleResourceError`` (reasons listed), ``MissingColumnsError``,
     ``UnknownValueError``, ``ImpossibleValueError`` for bad inputs; an unreachable target is
@@ -325,6 +410,7 @@ def decompose(instruction: Instruction, resources: pd.DataFrame,
         raise TypeError(f"instruction must be an Instruction, got {type(instruction).__name__}")
     if not 0 <= min_dispatch_share <= 1:
         raise ValueError(f"min_dispatch_share {min_dispatch_share} must lie in 0..1")
+    check_correlation(correlation)
     table = eligibility(resources, instruction)
     if not table["eligible"].any():
         raise no_eligible_error(table)
@@ -382,7 +468,7 @@ def decompose(instruction: Instruction, resources: pd.DataFrame,
     planned = float(e @ x)
     p_meets, achievement = simulate_achievement(
         x[used], p[used], e[used], instruction.target_kw, rule.min_achievement_ratio,
-        n_draws=n_draws, seed=seed)
+        n_draws=n_draws, seed=seed, correlation=correlation)
     alloc = el.loc[used, ["resource_id", "customer_id", "name", "level", "capacity_kw"]].copy()
     alloc["allocated_kw"] = x[used]
     alloc["p_deliver"] = p[used]

@@ -16,7 +16,9 @@ In order, for every path except the open ones (``/livez``, ``/readyz``, ``/healt
    ``X-VPP-Timestamp`` within 5 minutes of the server's clock, a nonce never seen in that
    window, ``X-VPP-Signature`` as ``serving.keys`` specifies. Nonces are remembered in this
    process (the service runs one worker).
-6. **JSON** (400): NaN, Infinity and numbers beyond float range are refused.
+6. **JSON**: a body must say ``Content-Type: application/json`` (415: BentoML answers a
+   multipart type with a JSON body with a 500, a form type with a misleading 400); NaN,
+   Infinity and numbers beyond float range are refused (400).
 7. **Sites and customers** (403): a key limited to some ids (``--sites``) may name only
    those in ``site_id``, ``customer_id`` and ``customers`` (and ``/dispatch`` must then name
    its ``customers``). 403 rather than 404 for an id that does not exist either: a key
@@ -64,6 +66,7 @@ SCOPE_OF = {"/forecast": "forecast:read", "/baseline": "baseline:read",
             "/dispatch": "dispatch:write"}
 SIGNATURE_MAX_AGE_S = 300
 NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+JSON_TYPE = re.compile(r"^\s*application/(?:[\w.+-]+\+)?json\s*(?:;|$)", re.IGNORECASE)
 VERSION_PATTERN = re.compile(rb'"(?:model_version|source)":\s*"([^"\\]{1,200})"')
 
 
@@ -237,6 +240,9 @@ class SecurityMiddleware:
         if body is None:
             return None
         entry.update(body_sha256=hashlib.sha256(body).hexdigest(), body_bytes=len(body))
+        if body and not JSON_TYPE.match(headers.get("content-type", "")):
+            raise Refusal(415, "UnsupportedMediaTypeError", "send the body as JSON with the "
+                          "header 'Content-Type: application/json'", "not_json")
         if key is not None and key.require_signature:
             self._check_signature(key, headers, body)
         payload = _json(body) if body else None

@@ -232,7 +232,8 @@ def test_a_stale_or_unsigned_request_is_refused(client, keys):
     body = json.dumps(BODIES["/forecast"]).encode()
     stale, _ = _signed_post(client, keys["signed"], body, now=time.time() - 400)
     assert stale.status_code == 401 and "stale" in stale.json()["error"]
-    unsigned = client.post("/forecast", content=body, headers=bearer(keys["signed"]))
+    unsigned = client.post("/forecast", content=body, headers={
+        **bearer(keys["signed"]), "Content-Type": "application/json"})
     assert unsigned.status_code == 401 and "requires signed" in unsigned.json()["error"]
 
 
@@ -243,6 +244,15 @@ def test_a_body_over_one_megabyte_is_413(client, keys):
     r = client.post("/forecast", content=body, headers={**bearer(keys["admin"]),
                                                         "Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["type"] == "PayloadTooLargeError"
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "text/plain", None])
+def test_a_body_that_is_not_declared_json_is_415(client, keys, content_type):
+    headers = {**bearer(keys["admin"]), **({"Content-Type": content_type} if content_type
+                                           else {})}
+    r = client.post("/forecast", content=json.dumps(BODIES["/forecast"]).encode(),
+                    headers=headers)
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
@@ -378,6 +388,7 @@ def _call(middleware, body: bytes, headers: dict[str, str], chunks: int = 1):
     async def send(message):
         sent.append(message)
 
+    headers = {"Content-Type": "application/json", **headers}
     scope = {"type": "http", "method": "POST", "path": "/forecast",
              "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
     asyncio.run(middleware(scope, receive, send))

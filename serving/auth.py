@@ -7,7 +7,8 @@ In order, for every path except the open ones (``/livez``, ``/readyz``, ``/healt
    (``serving.keys``), not revoked.
 2. **Scope** (403): ``forecast:read`` for ``/forecast``; ``baseline:read`` for
    ``/baseline``, ``/baseline/measure`` and ``/response-likelihood``; ``dispatch:write`` for
-   ``/dispatch``; ``admin`` for all.
+   ``/dispatch``; ``admin`` for all, and the only one for any other path (a new endpoint
+   stays admin-only until it is given a scope in ``SCOPE_OF``).
 3. **Rate** (429 with ``Retry-After``): a token bucket per key, ``VPP_RATE_LIMIT_PER_MINUTE``
    (default 600) or the key's own limit, bursts up to one minute's worth.
 4. **Body** (413): at most ``serving.limits.MAX_BODY_BYTES``, read once here and replayed to
@@ -269,8 +270,8 @@ class SecurityMiddleware:
         if key.revoked_at is not None:
             raise Refusal(401, "AuthenticationError", f"API key {key.key_id} was revoked at "
                           f"{key.revoked_at.isoformat()}", "revoked_key", bearer)
-        scope_needed = SCOPE_OF.get(path)
-        if scope_needed is not None and not key.allows_scope(scope_needed):
+        scope_needed = SCOPE_OF.get(path, "admin")
+        if not key.allows_scope(scope_needed):
             raise Refusal(403, "PermissionDeniedError", f"API key {key.key_id} lacks the scope "
                           f"{scope_needed} that {path} needs", "missing_scope")
         wait = self.buckets.take(key.key_id, key.rate_limit_per_minute

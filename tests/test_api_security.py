@@ -162,6 +162,12 @@ def test_scopes_decide_which_endpoints_a_key_reaches(client, keys, path, scope):
         assert f"lacks the scope {SCOPE[path]}" in r.json()["error"]
 
 
+def test_a_path_without_a_scope_is_for_admin_keys_only(client, keys):
+    r = client.post("/capacity", json={}, headers=bearer(keys["dispatch:write"]))
+    assert r.status_code == 403 and "lacks the scope admin" in r.json()["error"]
+    assert client.post("/capacity", json={}, headers=bearer(keys["admin"])).status_code == 404
+
+
 def test_a_revocation_is_seen_by_a_running_service(client, env):
     record, key = KeyStore().create("short-lived", "forecast:read")
     assert client.post("/forecast", json=BODIES["/forecast"],

@@ -281,7 +281,7 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
     """Aligned weather at the targets (contract names) and the ``wx_*`` feature columns."""
     n = len(targets)
     wanted = (*spec.weather_columns, *spec.extra_weather_columns)
-    present = [c for c in wanted if c in data.weather.columns]
+    present = table_columns = [c for c in wanted if c in data.weather.columns]
     reach = max([abs(int(h * 3.6e12)) for h in spec.weather_context_hours] + [0]) + 2 * DAY_NS
     ts, iss, vals = _forecast_arrays(data.weather, present, spec.observed_weather_as_forecast)
     if n and len(ts):  # rows near the targets only
@@ -315,6 +315,10 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
     where = {c: j for j, c in enumerate(present)}
     base = {f"wx_{c}": (values[:, where[c]] if c in where else np.full(n, np.nan))
             for c in wanted}
+    # the aligned frame has every wanted column of the table, NaN where no forecast is near
+    # the targets: the kind features choose their inputs by the columns, so the columns must
+    # not depend on which rows a call sees (a fit's calibration rows, a forecast's window)
+    aligned = pd.DataFrame({c: base[f"wx_{c}"] for c in table_columns})
     ctx = {}
     for off in offsets:
         for c in context:
@@ -323,7 +327,20 @@ def _weather(data: SiteData, targets: np.ndarray, issues: np.ndarray, spec: Feat
     if spec.use_previous_issue:
         ctx.update({f"wx_{c}_prev_issue": feats.get(f"wx_{c}_prev_issue", np.full(n, np.nan))
                     for c in context})
-    return pd.DataFrame(values, columns=present), {**base, **ctx, "wx_age_minutes": age}
+    return aligned, {**base, **ctx, "wx_age_minutes": age}
+
+
+def forecast_weather_columns(weather: pd.DataFrame, spec: FeatureSpec) -> tuple[str, ...]:
+    """The spec's contract weather columns that hold a forecast value in ``weather`` (any
+    value with ``observed_weather_as_forecast``): what a model fitted on it can be given.
+
+    Observed-only columns never reach a forecast row; left in, a PV model would take an
+    observed-only ``ghi_wm2`` (NaN in every forecast) as its irradiance source instead of a
+    forecast ``cloud_cover_frac``."""
+    if weather.empty:
+        return ()
+    rows = weather if spec.observed_weather_as_forecast else weather[weather["issue_time"].notna()]
+    return tuple(c for c in spec.weather_columns if c in rows.columns and rows[c].notna().any())
 
 
 def _price_column(prices: pd.DataFrame) -> str | None:

@@ -206,6 +206,10 @@ class Portfolio:
         values = pd.Series(rows["value_kw"].to_numpy(), index=pd.DatetimeIndex(rows["timestamp"]),
                            name=site.value_column)
         weather = self.weather[self.weather["site_id"] == site_id].drop(columns="site_id")
+        # the table is shared: columns only other sites fill are not this site's weather
+        empty = [c for c in weather.columns if c not in ("timestamp", "issue_time")
+                 and weather[c].isna().all()]
+        weather = weather.drop(columns=empty)
         return SiteData(site=site, values_kw=values, weather=weather.reset_index(drop=True),
                         prices=self.prices)
 

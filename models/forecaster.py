@@ -45,7 +45,13 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from forecasting.errors import InsufficientDataError
-from forecasting.features import FeatureSpec, Grid, build_features, window_known_at
+from forecasting.features import (
+    FeatureSpec,
+    Grid,
+    build_features,
+    forecast_weather_columns,
+    window_known_at,
+)
 from forecasting.portfolio import SiteData, as_utc
 from models.quantile import (
     DEFAULT_QUANTILES,
@@ -233,7 +239,9 @@ class SiteForecaster(BaseEstimator):
         if data.site.kind != self.kind:
             raise ValueError(f"site {data.site.site_id} is of kind {data.site.kind!r}, "
                              f"this forecaster of {self.kind!r}")
-        self.spec_ = self.feature_spec or FeatureSpec()
+        spec = self.feature_spec or FeatureSpec()
+        # only the weather columns forecast for this site: the others are NaN in every row
+        self.spec_ = replace(spec, weather_columns=forecast_weather_columns(data.weather, spec))
         buckets = tuple(tuple(b) for b in self.buckets)
         if not self.spec_.uses_history:  # the lead only matters through the weather
             buckets = (("all", min(b[1] for b in buckets), max(b[2] for b in buckets)),)

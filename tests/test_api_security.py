@@ -446,6 +446,17 @@ def test_no_auth_mode_admits_without_a_key_but_still_audits(env, tmp_path):
     assert audit_tail(tmp_path / "a.jsonl")[0]["key_id"] is None
 
 
+def test_websockets_are_closed(env, tmp_path):
+    mw = SecurityMiddleware(_version_app, audit=AuditLog(tmp_path / "a.jsonl"))
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(mw({"type": "websocket", "path": "/forecast", "headers": []}, None, send))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
 def test_rotation_keeps_the_audit_log_bounded(tmp_path):
     audit = AuditLog(tmp_path / "a.jsonl", max_bytes=2000, backups=2)
     for i in range(100):

@@ -114,7 +114,7 @@ def _prepare(tmp: Path) -> tuple[dict[str, str], str]:
     from forecasting.portfolio import read_portfolio
     from forecasting.synthetic import generate_portfolio
     from pipelines.training import train_site
-    from serving.keys import KeyStore
+    from pipelines.keys import KeyStore
 
     env = {"VPP_DATA_DIR": str(tmp / "portfolio"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
@@ -235,7 +235,7 @@ def _alternating(guarded: str, bare: str, key: str, n: int, body: dict, status: 
 
 def _middleware_alone(tmp: Path, key: str, n: int = 5000) -> dict:
     """Per-call time of a stub ASGI app with and without ``SecurityMiddleware`` (µs, p50)."""
-    from serving.audit import AuditLog
+    from pipelines.audit import AuditLog
     from serving.auth import SecurityMiddleware
 
     body = json.dumps(FORECAST).encode()

@@ -1,8 +1,9 @@
 """``vpp keys create|list|revoke`` (the API keys of the service) and ``vpp audit tail``.
 
-The key store and the audit log belong to the service (``serving.keys``,
-``serving.audit``); these commands are their only writers besides the service itself,
-imported inside each command so that ``vpp --help`` stays light.
+The key store and the audit log (``pipelines.keys``, ``pipelines.audit``) are read by the
+service's middleware (``serving.auth``) and written here; they live in ``pipelines`` so that
+imports point one way (serving -> pipelines). Imported inside each command so that
+``vpp --help`` stays light.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _out() -> Console:
 
 
 def _store():
-    from serving.keys import KeyStore, KeyStoreError
+    from pipelines.keys import KeyStore, KeyStoreError
 
     try:
         return KeyStore()
@@ -56,7 +57,7 @@ def create(
         "--quiet", help="print only the key on stdout (for scripts)")] = False,
 ):
     """Issue a key. It is printed once, here: the store keeps only a keyed hash of it."""
-    from serving.keys import KeyStoreError, parse_key, signing_key
+    from pipelines.keys import KeyStoreError, parse_key, signing_key
 
     store = _store()
     try:
@@ -96,7 +97,7 @@ def list_keys():
 @keys_app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(help="the key id (`vpp keys list`)")]):
     """Revoke a key: refused by the service from then on (within VPP_KEYS_CACHE_SECONDS)."""
-    from serving.keys import KeyStoreError
+    from pipelines.keys import KeyStoreError
 
     try:
         record = _store().revoke(key_id)
@@ -112,8 +113,8 @@ def tail(
     = False,
 ):
     """The last calls of the API: time, key, endpoint, status, latency, model version."""
-    from serving.audit import audit_path
-    from serving.audit import tail as read_tail
+    from pipelines.audit import audit_path
+    from pipelines.audit import tail as read_tail
 
     records = read_tail(n=n)
     if not records:
@@ -143,7 +144,7 @@ def local_key(path) -> tuple[str, bool]:
     import os
     from pathlib import Path
 
-    from serving.keys import KeyStoreError, parse_key
+    from pipelines.keys import KeyStoreError, parse_key
 
     path = Path(path)
     store = _store()

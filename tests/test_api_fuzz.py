@@ -53,7 +53,7 @@ def server(tmp_path_factory):
     from forecasting.portfolio import read_portfolio
     from pipelines.config import TrainingConfig
     from pipelines.training import train_site
-    from serving.keys import KeyStore
+    from pipelines.keys import KeyStore
 
     tmp = tmp_path_factory.mktemp("fuzz")
     data = write_portfolio(tmp / "pf", days=40)

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from factories import write_portfolio
 
-from serving.audit import AuditLog
-from serving.audit import tail as audit_tail
+from pipelines.audit import AuditLog
+from pipelines.audit import tail as audit_tail
 from serving.auth import SecurityMiddleware, Settings
-from serving.keys import KeyStore, parse_key, signed_headers, signing_key
+from pipelines.keys import KeyStore, parse_key, signed_headers, signing_key
 
 ROOT = Path(__file__).resolve().parents[1]
 

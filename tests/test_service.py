@@ -62,7 +62,7 @@ def served(tmp_path_factory):
 @pytest.fixture(scope="module")
 def api_key(served) -> str:
     """A key of the module's key store with every scope."""
-    from serving.keys import KeyStore
+    from pipelines.keys import KeyStore
 
     return KeyStore().create("tests", "admin")[1]
 

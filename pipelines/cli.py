@@ -309,8 +309,8 @@ def serve(
     Every endpoint but /livez, /readyz, /metrics and the docs needs an API key
     (`vpp keys create`); calls are written to the audit log (`vpp audit tail`).
     """
-    from serving.audit import audit_path
-    from serving.keys import keys_url
+    from pipelines.audit import audit_path
+    from pipelines.keys import keys_url
 
     keys = keys_url()
     if keys.startswith("sqlite:///") and not Path(keys.removeprefix("sqlite:///")).is_absolute():

@@ -105,8 +105,9 @@ def run_product(portfolio: Portfolio | Path | str, site_id: str, schedule: Sched
                 t0 = time.perf_counter()
                 out = train_site(portfolio, site_id, config, train_end=ends[k], uri=store)
                 train_s += time.perf_counter() - t0
-                trainings.append({"train_end": ends[k], "version": out["version"],
-                                  "alias": out["alias"], "fit_end": out["fit_end"],
+                trainings.append({"train_end": ends[k], "name": out["name"],
+                                  "version": out["version"], "alias": out["alias"],
+                                  "reason": out["reason"], "fit_end": out["fit_end"],
                                   **{f"holdout_{m}": v for m, v in out["metrics"].items()}})
                 if on_progress:
                     on_progress(f"trained {out['name']} v{out['version']} to {ends[k]} "
@@ -117,3 +118,25 @@ def run_product(portfolio: Portfolio | Path | str, site_id: str, schedule: Sched
             forecast_s += time.perf_counter() - t0
     forecasts = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return ProductRun(forecasts, pd.DataFrame(trainings), train_s, forecast_s)
+
+
+def served_by_older_champion(run: ProductRun) -> pd.Series:
+    """Per forecast row: True where the model that answered is an older champion than the
+    latest training due at its issue (promotion kept the old champion: the product's
+    behaviour). Rows the flagged fallback answered are False (see ``quality_counts``)."""
+    fc, tr = run.forecasts, run.trainings
+    if fc.empty or tr.empty:
+        return pd.Series(False, index=fc.index)
+    ends = pd.DatetimeIndex(tr["train_end"])
+    labels = (tr["name"] + "/" + tr["version"].astype(str)).to_numpy()
+    due = (ends.searchsorted(pd.DatetimeIndex(fc["issue_time"]), side="right") - 1).clip(0)
+    fallback = fc["model_version"].str.startswith("fallback")
+    return (fc["model_version"].to_numpy() != labels[due]) & ~fallback
+
+
+def quality_counts(forecasts: pd.DataFrame) -> dict[str, int]:
+    """Forecast rows per input-quality flag (the ``quality`` column), ``ok`` included."""
+    if forecasts.empty:
+        return {}
+    flags = forecasts["quality"].str.split(";").explode()
+    return {str(k): int(v) for k, v in flags.value_counts().items()}

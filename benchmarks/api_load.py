@@ -113,8 +113,8 @@ def _prepare(tmp: Path) -> tuple[dict[str, str], str]:
     from benchmarks.dispatch import random_portfolio
     from forecasting.portfolio import read_portfolio
     from forecasting.synthetic import generate_portfolio
-    from pipelines.training import train_site
     from pipelines.keys import KeyStore
+    from pipelines.training import train_site
 
     env = {"VPP_DATA_DIR": str(tmp / "portfolio"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",

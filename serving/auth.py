@@ -64,7 +64,8 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/docs
 OPEN_PREFIXES = ("/static_content/", "/assets/")
 SCOPE_OF = {"/forecast": "forecast:read", "/baseline": "baseline:read",
             "/baseline/measure": "baseline:read", "/response-likelihood": "baseline:read",
-            "/dispatch": "dispatch:write"}
+            "/dispatch": "dispatch:write", "/capacity": "dispatch:write",
+            "/bid/capacity": "dispatch:write"}
 SIGNATURE_MAX_AGE_S = 300
 NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 JSON_TYPE = re.compile(r"^\s*application/(?:[\w.+-]+\+)?json\s*(?:;|$)", re.IGNORECASE)

@@ -47,6 +47,14 @@ from serving.baseline_api import (
     handle_baseline,
     handle_measure,
 )
+from serving.bid_api import (
+    BidRequest,
+    BidResponse,
+    CapacityRequest,
+    CapacityResponse,
+    handle_bid,
+    handle_capacity,
+)
 from serving.dispatch_api import DispatchRequest, DispatchResponse, handle_dispatch
 from serving.limits import MAX_FORECAST_WINDOW, BoundExceededError, check_window
 from serving.response_api import (
@@ -217,6 +225,27 @@ class VPPService:
         achievement (champion of response-likelihood, else the historical rate)."""
         return answer(lambda: handle_response(self._response_inputs(),
                                               ResponseRequest(**fields), self.registry))
+
+    @bentoml.api(route="/capacity", input_spec=CapacityRequest)
+    def capacity(self, **fields) -> CapacityResponse:
+        """Available flexible capacity per customer and response level I/II/III for a
+        window, P10/P50/P90 kW, each customer capped by its load forecast."""
+        return answer(lambda: handle_capacity(self.portfolio, CapacityRequest(**fields),
+                                              self._load_forecast))
+
+    @bentoml.api(route="/bid/capacity", input_spec=BidRequest)
+    def bid_capacity(self, **fields) -> BidResponse:
+        """The largest offer whose P(portfolio achievement >= the threshold) reaches a
+        confidence, its expected compensation and penalty, and the offer curve."""
+        return answer(lambda: handle_bid(self.portfolio, BidRequest(**fields),
+                                         self._load_forecast))
+
+    def _load_forecast(self, portfolio, start, end, notice_time, customers):
+        """Customers' load quantiles from this service's registry (pipelines.bidding)."""
+        from pipelines.bidding import load_quantiles
+
+        return load_quantiles(portfolio, start, end, notice_time, customers,
+                              registry=self.registry)
 
     def _response_inputs(self):
         """The portfolio's events, resources and loads for the response likelihood (built

@@ -52,8 +52,8 @@ def server(tmp_path_factory):
     """A real server over a one-site portfolio with a champion: (base URL, admin key)."""
     from forecasting.portfolio import read_portfolio
     from pipelines.config import TrainingConfig
-    from pipelines.training import train_site
     from pipelines.keys import KeyStore
+    from pipelines.training import train_site
 
     tmp = tmp_path_factory.mktemp("fuzz")
     data = write_portfolio(tmp / "pf", days=40)
@@ -104,7 +104,8 @@ def api_schema(server):
 
 
 OPERATIONS = [("POST", "/forecast"), ("POST", "/baseline"), ("POST", "/baseline/measure"),
-              ("POST", "/response-likelihood"), ("POST", "/dispatch"), ("GET", "/livez"),
+              ("POST", "/response-likelihood"), ("POST", "/dispatch"), ("POST", "/capacity"),
+              ("POST", "/bid/capacity"), ("GET", "/livez"),
               ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")]
 
 

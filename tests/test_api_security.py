@@ -21,8 +21,8 @@ from factories import write_portfolio
 
 from pipelines.audit import AuditLog
 from pipelines.audit import tail as audit_tail
-from serving.auth import SecurityMiddleware, Settings
 from pipelines.keys import KeyStore, parse_key, signed_headers, signing_key
+from serving.auth import SecurityMiddleware, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

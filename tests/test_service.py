@@ -260,3 +260,21 @@ def test_dispatch_with_model_reliability_and_no_champion_is_503(client):
     assert "no response-likelihood champion" in r.text
     auto = client.post("/dispatch", json={**DISPATCH, "reliability": "auto"})
     assert auto.status_code == 200 and auto.json()["reliability_source"].startswith("events")
+
+
+def test_capacity_and_bid_endpoints_use_the_served_champion(client):
+    window = {"start": "2024-04-08T14:00:00+08:00", "end": "2024-04-08T16:00:00+08:00",
+              "notice_time": "2024-04-08T10:00:00+08:00"}
+    r = client.post("/capacity", json=window)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    rows = {row["level"]: row for row in body["by_customer"] if row["customer_id"] == "cx"}
+    assert rows["III"]["p50_kw"] == 0  # a day's notice needed, 4 h given
+    assert rows["I"]["p50_kw"] == pytest.approx(200.0)
+    assert all("load-load_x/1" in row["source"] for row in body["by_customer"])  # the champion
+    r = client.post("/bid/capacity", json={**window, "market": "day_ahead", "confidence": 0.8})
+    assert r.status_code == 200, r.text
+    bid = r.json()
+    assert 0 < bid["offer_mw"] <= 0.35 and bid["p_effective"] >= 0.8
+    r = client.post("/bid/capacity", json={**window, "market": "spot", "confidence": 0.9})
+    assert r.status_code == 400 and "market" in r.text

@@ -24,6 +24,10 @@ class TrainingConfig(BaseModel):
     num_leaves: int = Field(31, ge=2)
     min_child_samples: int = Field(20, ge=1)
     random_state: int = 0
+    promotion_tolerance: float = Field(
+        0.01, ge=0, lt=1, description="a retrained model becomes champion unless its held-out "
+        "mean pinball is more than this share worse than the champion's on the same days "
+        "(fresher data wins near ties)")
     features: Literal["default", "weather_only"] = Field(
         "default", description="default: history (lags, last known level), weather, prices, "
         "calendar; weather_only: weather, solar geometry and calendar, no measured history "

@@ -191,7 +191,7 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
             client, name, version, "mean_pinball", result.metrics.get("mean_pinball", np.inf),
             champion_scores["mean_pinball"] if champion_scores else None,
             champion_scores["version"] if champion_scores else None,
-            "the same held-out window")
+            "the same held-out window", config.promotion_tolerance)
         log.info("%s v%s -> %s (%s)", name, version, alias, reason)
         return {"name": name, "version": version, "alias": alias, "reason": reason,
                 "run_id": run.info.run_id, "metrics": result.metrics,

@@ -144,3 +144,24 @@ def test_wind_runs_log_which_power_curve_the_features_use():
     assert _kind_params(named)["power_curve"].endswith("E-101/3050")
     assert _kind_params(Site("wf", "wind", "UTC", 60))["power_curve"].startswith("generic")
     assert _kind_params(Site("l", "load", "UTC", 15)) == {}
+
+
+def test_promotion_tolerance_lets_a_fresher_retrain_win_a_near_tie(mlflow_uri):
+    import mlflow
+
+    from pipelines.tracking import promote
+
+    with tracking_session(mlflow_uri) as client:
+        client.create_registered_model("load-tie")
+        for _ in range(3):
+            client.create_model_version("load-tie", "file:///nowhere")
+        with mlflow.start_run():
+            # 0.5 % worse than the champion: champion with a 1 % tolerance, not without
+            assert promote(client, "load-tie", "2", "mean_pinball", 1.005, 1.0, "1", "w",
+                           tolerance=0.01)[0] == "champion"
+            assert promote(client, "load-tie", "3", "mean_pinball", 1.005, 1.0, "2", "w"
+                           )[0] == "challenger"
+            alias, reason = promote(client, "load-tie", "3", "mean_pinball", 1.05, 1.0, "2",
+                                    "w", tolerance=0.01)
+            assert alias == "challenger" and "tolerance 1%" in reason
+        assert str(client.get_model_version_by_alias("load-tie", "champion").version) == "2"

@@ -9,7 +9,10 @@ Flags:
   dropped (load: >= 6 h of any value; wind: >= 6 h of a non-zero value; PV: >= 3 h of a
   non-zero value — zeros are normal at night and in calm weather). A load's run of zeros
   is kept when it lies on non-working days only (a plant shut for a holiday or a weekend)
-  or when the site's own history holds another such run of zeros (it shuts down normally);
+  or when the checked history holds another such run of zeros (it shuts down normally);
+  a PV or wind run at 97 % or more of the site's capacity (else of its highest reading) is
+  a plateau at rated power, not a stuck meter. Only the last ``FLATLINE_LOOKBACK`` (15
+  days, the longest lag a forecast reads) are checked: an old run reaches no forecast;
 - ``stale_measurements``: the latest usable reading is older than ``max_measurement_age``;
 - ``missing_weather``: some target intervals have no weather forecast issued by then;
 - ``stale_weather``: the latest weather issue known is older than ``max_weather_age``;
@@ -31,6 +34,8 @@ from forecasting.portfolio import SiteData, as_utc
 FLATLINE_HOURS = {"load": 6.0, "wind": 6.0, "pv": 3.0}
 MAX_MEASUREMENT_AGE = pd.Timedelta(days=1)
 MAX_WEATHER_AGE = pd.Timedelta(hours=36)
+FLATLINE_LOOKBACK = pd.Timedelta(days=15)
+PLATEAU_SHARE = 0.97  # of capacity: PV and wind hold their rated power for hours
 
 
 @dataclass
@@ -49,14 +54,15 @@ class InputQuality:
 
 
 def flatline_mask(values: pd.Series, kind: str, resolution_minutes: int,
-                  timezone: str | None = None, holiday_country: str | None = None
-                  ) -> np.ndarray:
+                  timezone: str | None = None, holiday_country: str | None = None,
+                  rated_kw: float | None = None) -> np.ndarray:
     """True for readings inside a run of identical values long enough to be a stuck meter.
 
     For load, a run of zeros is not stuck when the site's history holds another run of
     zeros at least as long (shutdowns are normal there) or, given the site's ``timezone``,
     when every local day it touches is a non-working day (holiday or weekend, with
-    ``holiday_country``'s swapped working days).
+    ``holiday_country``'s swapped working days). For PV and wind, a run at or above
+    ``PLATEAU_SHARE`` of ``rated_kw`` is rated power, not stuck.
     """
     if values.empty:
         return np.zeros(0, dtype=bool)
@@ -72,6 +78,8 @@ def flatline_mask(values: pd.Series, kind: str, resolution_minutes: int,
     stuck = run_len >= min_len
     if kind in ("pv", "wind"):
         stuck &= v != 0
+        if rated_kw:
+            stuck &= v < PLATEAU_SHARE * rated_kw
     elif kind == "load":
         stuck &= ~_normal_zero_runs(v, idx, run_id, stuck, timezone, holiday_country)
     return stuck
@@ -104,8 +112,12 @@ def assess(data: SiteData, issue_time, targets: pd.DatetimeIndex,
     site = data.site
     known = data.known_at(issue)
     report = InputQuality()
-    mask = flatline_mask(known.values_kw, site.kind, site.resolution_minutes, site.timezone,
-                         site.holiday_country)
+    history = known.values_kw
+    rated = site.capacity_kw or (float(history.max()) if len(history) else None)
+    mask = np.zeros(len(history), dtype=bool)
+    recent = np.asarray(history.index >= issue - FLATLINE_LOOKBACK)
+    mask[recent] = flatline_mask(history[recent], site.kind, site.resolution_minutes,
+                                 site.timezone, site.holiday_country, rated)
     if mask.any():
         first = known.values_kw.index[mask][0]
         report.add("flatline_removed",

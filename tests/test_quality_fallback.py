@@ -119,3 +119,27 @@ def test_calendar_unannounced_year_is_flagged_not_refused():
     report = assess(data, ISSUE, far)
     assert "calendar_unannounced" in report.flags
     assert any("2035" in m for m in report.messages)
+
+
+def test_wind_at_rated_power_and_old_runs_are_not_stuck_meters():
+    idx = pd.date_range("2024-01-01", periods=96, freq="15min", tz="UTC")
+    rated = pd.Series(np.linspace(100, 900, 96), index=idx)
+    rated.iloc[20:60] = 1980.0  # 10 h at 99 % of a 2,000 kW farm: storm-free full power
+    assert not flatline_mask(rated, "wind", 15, rated_kw=2000.0).any()
+    assert flatline_mask(rated, "wind", 15).sum() == 40  # without the rating: flagged
+    mid = rated.copy()
+    mid.iloc[20:60] = 700.0  # 10 h of exactly 700 kW: stuck
+    assert flatline_mask(mid, "wind", 15, rated_kw=2000.0).sum() == 40
+    # a run a month before the issue reaches no forecast: not checked, nothing flagged
+    data = site_data(days=50)
+    values = data.values_kw.copy()
+    old = (values.index >= ISSUE - pd.Timedelta(days=30)) & (
+        values.index < ISSUE - pd.Timedelta(days=29))
+    values[old] = 123.0
+    report = assess(replace(data, values_kw=values), ISSUE, DAY.tz_convert("UTC"))
+    assert "flatline_removed" not in report.flags
+    recent = values.copy()
+    recent[(values.index >= ISSUE - pd.Timedelta(days=3)) & (
+        values.index < ISSUE - pd.Timedelta(days=2))] = 123.0
+    assert "flatline_removed" in assess(replace(data, values_kw=recent), ISSUE,
+                                        DAY.tz_convert("UTC")).flags

@@ -10,8 +10,8 @@ Flags:
   non-zero value — zeros are normal at night and in calm weather). A load's run of zeros
   is kept when it lies on non-working days only (a plant shut for a holiday or a weekend)
   or when the checked history holds another such run of zeros (it shuts down normally);
-  a PV or wind run at 97 % or more of the site's capacity (else of its highest reading) is
-  a plateau at rated power, not a stuck meter. Only the last ``FLATLINE_LOOKBACK`` (15
+  a PV or wind run at 95 % or more of the site's highest reading (or of its capacity, if
+  lower) is a plateau at rated power, not a stuck meter. Only the last ``FLATLINE_LOOKBACK`` (15
   days, the longest lag a forecast reads) are checked: an old run reaches no forecast;
 - ``stale_measurements``: the latest usable reading is older than ``max_measurement_age``;
 - ``missing_weather``: some target intervals have no weather forecast issued by then;
@@ -35,7 +35,7 @@ FLATLINE_HOURS = {"load": 6.0, "wind": 6.0, "pv": 3.0}
 MAX_MEASUREMENT_AGE = pd.Timedelta(days=1)
 MAX_WEATHER_AGE = pd.Timedelta(hours=36)
 FLATLINE_LOOKBACK = pd.Timedelta(days=15)
-PLATEAU_SHARE = 0.97  # of capacity: PV and wind hold their rated power for hours
+PLATEAU_SHARE = 0.95  # of the top output: PV and wind hold their rated power for hours
 
 
 @dataclass
@@ -113,7 +113,9 @@ def assess(data: SiteData, issue_time, targets: pd.DatetimeIndex,
     known = data.known_at(issue)
     report = InputQuality()
     history = known.values_kw
-    rated = site.capacity_kw or (float(history.max()) if len(history) else None)
+    # the practical top output: farms seldom reach nameplate (losses, availability)
+    rated = min(site.capacity_kw or np.inf, float(history.max()) if len(history) else np.inf)
+    rated = rated if np.isfinite(rated) and rated > 0 else None
     mask = np.zeros(len(history), dtype=bool)
     recent = np.asarray(history.index >= issue - FLATLINE_LOOKBACK)
     mask[recent] = flatline_mask(history[recent], site.kind, site.resolution_minutes,

@@ -124,7 +124,7 @@ def test_calendar_unannounced_year_is_flagged_not_refused():
 def test_wind_at_rated_power_and_old_runs_are_not_stuck_meters():
     idx = pd.date_range("2024-01-01", periods=96, freq="15min", tz="UTC")
     rated = pd.Series(np.linspace(100, 900, 96), index=idx)
-    rated.iloc[20:60] = 1980.0  # 10 h at 99 % of a 2,000 kW farm: storm-free full power
+    rated.iloc[20:60] = 1920.0  # 10 h at 96 % of a 2,000 kW farm: full power
     assert not flatline_mask(rated, "wind", 15, rated_kw=2000.0).any()
     assert flatline_mask(rated, "wind", 15).sum() == 40  # without the rating: flagged
     mid = rated.copy()

@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse
 
 from forecasting.errors import DataError, ModelNotFoundError, StaleDataError, UnknownSiteError
 from forecasting.portfolio import Portfolio, read_portfolio
+from pipelines.forecast_store import ForecastStoreError, open_store, stored_forecast
 from pipelines.forecasting import forecast_core, horizon_window
 from pipelines.registry import ModelRegistry
 from pipelines.tracking import TrackingUnavailableError
@@ -82,11 +83,18 @@ class ForecastResponse(BaseModel):
     quantiles: list[float]
     quality: str = Field(description="'ok', or input flags joined by ';' (stale_measurements, "
                                      "flatline_removed, missing_weather, stale_weather, "
-                                     "fallback_climatology)")
+                                     "calendar_unannounced, fallback_climatology)")
+    source: Literal["store", "compute"] = Field(
+        description="store: the nightly forecast stored for this issue time; compute: made "
+                    "now from the champion")
     points: list[ForecastPoint]
 
 
-HTTP_STATUS = ((UnknownSiteError, 404), ((StaleDataError, BoundExceededError), 422),
+class NoStoredForecastError(LookupError):
+    """``source: "store"`` was asked and the store holds no full forecast of that issue."""
+
+
+HTTP_STATUS = (((UnknownSiteError, NoStoredForecastError), 404), (ForecastStoreError, 503), ((StaleDataError, BoundExceededError), 422),
                ((ModelNotFoundError, TrackingUnavailableError), 503), ((DataError, ValueError), 400))
 
 
@@ -150,6 +158,7 @@ class VPPService:
         self.registry = ModelRegistry()
         self.baselines = RegistryBaselines(self.registry)
         self._response_data = None  # built on the first /response-likelihood request
+        self.forecast_store = open_store()  # VPP_FORECAST_STORE_URL, else var/forecast_store
         log.info("serving %d sites from %s; registry %s", len(self.portfolio.sites), data_dir,
                  self.registry.uri)
 
@@ -169,6 +178,11 @@ class VPPService:
         end: Annotated[AwareDatetime | None, Field(description="window end, exclusive")] = None,
         quantiles: Annotated[list[float], Field(
             min_length=1, max_length=99, description="levels in (0, 1)")] = [0.1, 0.5, 0.9],  # noqa: B006
+        source: Annotated[Literal["auto", "store", "compute"], Field(
+            description="auto: the nightly forecast stored for exactly this issue time and "
+                        "window when the store holds it in full, else computed now; store: "
+                        "only the stored one (404 if absent); compute: always computed")
+                          ] = "auto",
     ) -> ForecastResponse:
         """Quantile forecast of a site's power (kW) at its resolution."""
         try:
@@ -179,9 +193,12 @@ class VPPService:
                 issue = issue.floor(f"{site.resolution_minutes}min")
             t0, t1 = horizon_window(site, issue, horizon, horizon_minutes, start, end)
             check_window(t0, t1, MAX_FORECAST_WINDOW, "forecast window")
-            model = self.registry.champion(site.kind, site_id)
-            frame = forecast_core(model, self.portfolio.site_data(site_id), issue, t0, t1,
-                                  quantiles)
+            frame = self._stored(site_id, issue, t0, t1, quantiles, source)
+            answered_by = "store" if frame is not None else "compute"
+            if frame is None:
+                model = self.registry.champion(site.kind, site_id)
+                frame = forecast_core(model, self.portfolio.site_data(site_id), issue, t0, t1,
+                                      quantiles)
         except Exception as err:
             response = error_response(err)
             if response is None:
@@ -199,7 +216,25 @@ class VPPService:
             issue_time=issue.tz_convert(site.timezone).to_pydatetime(),
             resolution_minutes=site.resolution_minutes,
             model_version=str(frame["model_version"].iloc[0]), quantiles=sorted(quantiles),
-            quality=str(frame["quality"].iloc[0]), points=points)
+            quality=str(frame["quality"].iloc[0]), source=answered_by, points=points)
+
+    def _stored(self, site_id, issue, start, end, quantiles, source: str):
+        """The stored nightly forecast for exactly this issue and window, or None."""
+        if source == "compute":
+            return None
+        try:
+            frame = stored_forecast(self.forecast_store, site_id, issue, start, end, quantiles)
+        except ForecastStoreError:
+            if source == "store":
+                raise
+            log.exception("forecast store unreadable; computing %s issued %s", site_id, issue)
+            return None
+        if frame is None and source == "store":
+            raise NoStoredForecastError(
+                f"no stored forecast of {site_id} issued {issue.isoformat()} covers "
+                f"{start.isoformat()}..{end.isoformat()} at the levels {quantiles}; the "
+                "nightly job (vpp nightly) stores its issues, or ask source 'auto'/'compute'")
+        return frame
 
     @bentoml.api(route="/baseline", input_spec=BaselineRequest)
     def baseline(self, **fields) -> BaselineResponse:

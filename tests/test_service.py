@@ -46,7 +46,8 @@ def served(tmp_path_factory):
     env = {"VPP_DATA_DIR": str(data), "MLFLOW_TRACKING_URI": uri,
            "MLFLOW_ARTIFACTS_DIR": str(tmp / "artifacts"),
            "VPP_KEYS_URL": f"sqlite:///{tmp / 'keys.db'}",
-           "VPP_AUDIT_LOG": str(tmp / "audit" / "audit.jsonl")}
+           "VPP_AUDIT_LOG": str(tmp / "audit" / "audit.jsonl"),
+           "VPP_FORECAST_STORE_URL": str(tmp / "forecast_store")}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     train_site(read_portfolio(data), "load_x",
@@ -278,3 +279,28 @@ def test_capacity_and_bid_endpoints_use_the_served_champion(client):
     assert 0 < bid["offer_mw"] <= 0.35 and bid["p_effective"] >= 0.8
     r = client.post("/bid/capacity", json={**window, "market": "spot", "confidence": 0.9})
     assert r.status_code == 400 and "market" in r.text
+
+
+def test_forecast_answers_the_stored_nightly_forecast_when_asked_or_auto(client, served):
+    import pandas as pd
+
+    from pipelines.forecast_store import open_store
+
+    computed = client.post("/forecast", json={**DAY_AHEAD, "source": "compute"}).json()
+    assert computed["source"] == "compute"
+    # the nightly job's rows for that issue (values shifted so the test sees which answered)
+    rows = pd.DataFrame([{"site_id": "load_x", "issue_time": pd.Timestamp(DAY_AHEAD["issue_time"]),
+                          "timestamp": pd.Timestamp(p["timestamp"]),
+                          **{k: v + 1000.0 for k, v in p["values_kw"].items()},
+                          "model_version": "load-load_x/1", "quality": "ok"}
+                         for p in computed["points"]])
+    open_store(served["VPP_FORECAST_STORE_URL"]).write(rows, "load")
+    stored = client.post("/forecast", json=DAY_AHEAD).json()  # auto is the default
+    assert stored["source"] == "store"
+    assert stored["points"][5]["values_kw"]["q0.5"] == pytest.approx(
+        computed["points"][5]["values_kw"]["q0.5"] + 1000.0, abs=1e-3)
+    # a level the store does not hold: auto computes, store refuses with the reason
+    other = {**DAY_AHEAD, "quantiles": [0.05, 0.5]}
+    assert client.post("/forecast", json=other).json()["source"] == "compute"
+    r = client.post("/forecast", json={**other, "source": "store"})
+    assert r.status_code == 404 and "no stored forecast" in r.json()["error"]

@@ -91,6 +91,11 @@ def train_core(data: SiteData, config: TrainingConfig, train_end=None) -> TrainR
     scoring_seconds = time.perf_counter() - t0
     schedule = day_ahead_schedule(holdout_start, end, site.timezone, config.issue_hour_local)
     forecasts = attach_actuals(forecast_schedule(scoring_model, history, schedule), history)
+    if forecasts.empty or forecasts["actual_kw"].isna().all():
+        raise InsufficientDataError(
+            f"site {site.site_id}: no readings in the held-out days {holdout_start} .. {end} "
+            f"to score the model on (last reading {history.values_kw.index.max()}); move "
+            "--train-end to at most the end of the readings, or shorten --holdout-days")
     scores = score_forecasts(forecasts, site.capacity_kw if site.kind != "load" else None,
                              site.timezone)
     t0 = time.perf_counter()

@@ -47,12 +47,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import threading
 import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
-from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
@@ -233,8 +231,10 @@ class _NoProgress:
 
 # --- reading the portfolio, one bad site at a time ----------------------------------------
 
-def read_isolated(directory: Path | str) -> tuple[Portfolio, dict[str, DataError]]:
-    """The portfolio's valid sites, and for each invalid site the error that left it out.
+def read_isolated(directory: Path | str
+                  ) -> tuple[Portfolio, dict[str, tuple[str, DataError]]]:
+    """The portfolio's valid sites, and for each invalid site its kind and the error that
+    left it out.
 
     First the whole portfolio is validated (``read_portfolio``); when that fails, each site's
     measurements and weather are validated alone with the same rules, so one site's bad rows
@@ -262,7 +262,7 @@ def read_isolated(directory: Path | str) -> tuple[Portfolio, dict[str, DataError
     if unknown:
         log.warning("%s: rows of sites that sites.csv does not declare are ignored: %s",
                     meas_path, ", ".join(unknown[:10]))
-    invalid: dict[str, DataError] = {}
+    invalid: dict[str, tuple[str, DataError]] = {}
     sites, meas_parts, wx_parts, notes = {}, [], [], Notes()
     for sid, row in sites_frame.iterrows():
         one = sites_frame.loc[[sid]]
@@ -272,7 +272,7 @@ def read_isolated(directory: Path | str) -> tuple[Portfolio, dict[str, DataError
             wx = (validate_weather(raw_wx.iloc[wx_rows[sid]], one, str(wx_path))
                   if sid in wx_rows else None)
         except DataError as err:
-            invalid[str(sid)] = err
+            invalid[str(sid)] = (str(row["kind"]), err)
             log.error("site %s left out: %s", sid, err)
             continue
         sites[str(sid)] = Site.from_row(row, res.get(sid, 15))
@@ -333,19 +333,13 @@ class ChampionInfo:
     holdout_mae: float
 
 
-_REGISTRIES: dict[str, object] = {}
-_REGISTRIES_LOCK = threading.Lock()
-
-
 def _registry(uri: str):
-    """One ModelRegistry per tracking URI and process: loaded models stay cached across tasks
-    (per registered version, so a promotion is seen at once)."""
+    """A ModelRegistry for one site's task. Not shared across sites on purpose: each champion
+    is used once a night, and a registry caches every model it loads, so a worker kept one
+    would hold the whole portfolio's models in memory."""
     from pipelines.registry import ModelRegistry
 
-    with _REGISTRIES_LOCK:
-        if uri not in _REGISTRIES:
-            _REGISTRIES[uri] = ModelRegistry(uri)
-        return _REGISTRIES[uri]
+    return ModelRegistry(uri)
 
 
 def champion_info(registry, kind: str, site_id: str) -> ChampionInfo | None:
@@ -409,7 +403,7 @@ def settled_accuracy(model, data: SiteData, stored: pd.DataFrame | None, issue: 
 
     site = data.site
     res = pd.Timedelta(minutes=site.resolution_minutes)
-    known = data.known_at(issue).values_kw
+    known = data.values_kw[data.values_kw.index + res <= issue]  # readings known at the issue
     local = issue.tz_convert(site.timezone)
     hour = local.hour + local.minute / 60
     errors, sources, scored = [], set(), 0
@@ -489,10 +483,14 @@ def _assess(data: SiteData, stored: pd.DataFrame | None, job: _Job, out: SiteOut
 
     site, issue, config = data.site, job.issue, job.config
     start, end = forecast_window(site, issue)
-    report = assess(data, issue, target_index(site, start, end), weather_columns_of(data))
-    flags = list(dict.fromkeys(report.flags))
-    out.input_flags = ";".join(flags)
     info = champion_info(_registry(job.uri), site.kind, site.site_id)
+    if info is None:  # with a champion, forecast_core checks the inputs (its quality flags)
+        report = assess(data, issue, target_index(site, start, end), weather_columns_of(data))
+        flags = list(dict.fromkeys(report.flags))
+    else:
+        out.set_forecast(forecast_core(info.model, data, issue, start, end, config.quantiles))
+        flags = [f for f in out.quality.split(";") if f not in ("ok", FALLBACK_FLAG)]
+    out.input_flags = ";".join(flags)
     ratio = math.nan
     if info is not None:
         out.champion = info.model.label
@@ -525,9 +523,7 @@ def _assess(data: SiteData, stored: pd.DataFrame | None, job: _Job, out: SiteOut
             out.note("retraining disabled")
         else:
             out.retrain_due = True
-    if info is not None:
-        out.set_forecast(forecast_core(info.model, data, issue, start, end, config.quantiles))
-    elif not out.retrain_due:
+    if info is None and not out.retrain_due:
         out.fail("no champion", "no champion to forecast with")
 
 
@@ -545,9 +541,14 @@ def _fit_task(data: SiteData, prices: pd.DataFrame | None, training: TrainingCon
 
 class _Runner:
     """Runs per-site tasks in this process (``client`` None) or on a Dask cluster, yielding
-    results as they finish. On Dask the price table (shared by all sites) is broadcast once
-    and each site's data scattered to a worker just before its task, a bounded number in
-    flight, so the driver never ships the whole portfolio at once."""
+    ``(site_id, result, error)`` as they finish (``error``: an exception that escaped the
+    task, e.g. a worker lost; None otherwise).
+
+    On Dask the price table (shared by all sites) is broadcast once; each site's data is
+    scattered to the least busy worker just before its task runs there, at most two tasks
+    per worker thread in flight, so the driver never ships the whole portfolio at once and
+    the workers stay evenly loaded.
+    """
 
     def __init__(self, client=None):
         self.client = client
@@ -555,33 +556,48 @@ class _Runner:
     def map(self, fn, datas: list[SiteData], extras: list[tuple]) -> Iterator:
         if self.client is None:
             for data, extra in zip(datas, extras, strict=True):
-                yield fn(data, None, *extra)
+                yield data.site.site_id, fn(data, None, *extra), None
+            return
+        if not datas:
             return
         from dask.distributed import as_completed
 
         client = self.client
-        if not datas:
-            return
+        threads = client.nthreads()  # worker address -> threads
+        busy = dict.fromkeys(threads, 0)
         prices = client.scatter(datas[0].prices, broadcast=True, hash=False)
         items = iter(zip(datas, extras, strict=True))
-        threads = sum(client.nthreads().values()) or 1
+        placed: dict[str, tuple[str, str]] = {}  # task key -> (site, worker)
         pending = as_completed()
 
-        def submit(n: int) -> None:
-            batch = list(islice(items, n))
-            if not batch:
+        def submit() -> None:
+            item = next(items, None)
+            if item is None:
                 return
-            light = [replace(d, prices=d.prices.iloc[0:0]) for d, _ in batch]
-            scattered = client.scatter(light, hash=False)
-            for fut, (_, extra) in zip(scattered, batch, strict=True):
-                pending.add(client.submit(fn, fut, prices, *extra, pure=False))
+            data, extra = item
+            worker = min(busy, key=lambda w: busy[w] / max(threads[w], 1))
+            light = replace(data, prices=data.prices.iloc[0:0])
+            ref = client.scatter(light, workers=[worker], hash=False)
+            task = client.submit(fn, ref, prices, *extra, pure=False, workers=[worker],
+                                 allow_other_workers=True)
+            busy[worker] += 1
+            placed[task.key] = (data.site.site_id, worker)
+            pending.add(task)
 
-        submit(4 * threads)
+        for _ in range(2 * sum(threads.values())):
+            submit()
         for future in pending:
-            result = future.result()
+            site_id, worker = placed.pop(future.key)
+            busy[worker] -= 1
+            if future.status == "finished":
+                result, error = future.result(), None
+            elif future.status == "error":
+                result, error = None, future.exception()
+            else:  # cancelled: the cluster went away
+                result, error = None, RuntimeError(f"task {future.status}")
             future.release()
-            submit(1)
-            yield result
+            submit()
+            yield site_id, result, error
 
 
 # --- the night ----------------------------------------------------------------------------
@@ -641,8 +657,8 @@ def _night(data_dir, issue: pd.Timestamp, store: ForecastStore, config: NightlyC
     outcomes: dict[str, SiteOutcome] = {}
     for sid in wanted:
         if sid in invalid:
-            err = invalid[sid]
-            outcomes[sid] = SiteOutcome(sid, "")
+            kind, err = invalid[sid]
+            outcomes[sid] = SiteOutcome(sid, kind)
             outcomes[sid].fail(type(err).__name__, f"{type(err).__name__}: {err}")
     todo = [s for s in wanted if s in portfolio.sites]
 
@@ -655,6 +671,7 @@ def _night(data_dir, issue: pd.Timestamp, store: ForecastStore, config: NightlyC
     except TrackingUnavailableError as err:
         return report(str(err))
     datas = site_datas(portfolio, todo)
+    del portfolio  # the per-site copies are what the night needs: free the whole tables
     stored = _stored_for(store, todo, issue, config.drift_days)
     job = _Job(issue, uri, config)
     parallel = cluster != "local" or (workers > 1 and len(todo) > 1)
@@ -669,9 +686,12 @@ def _night(data_dir, issue: pd.Timestamp, store: ForecastStore, config: NightlyC
         runner = _Runner(client)
         t0 = time.perf_counter()
         progress.start("sites", len(todo))
-        for out in runner.map(assess_site, [datas[s] for s in todo],
-                              [(stored.get(s), job) for s in todo]):
-            outcomes[out.site_id] = out
+        for sid, out, error in runner.map(assess_site, [datas[s] for s in todo],
+                                          [(stored.get(s), job) for s in todo]):
+            if error is not None:  # e.g. its worker died
+                out = SiteOutcome(sid, datas[sid].site.kind)
+                out.fail(type(error).__name__, f"task lost: {type(error).__name__}: {error}")
+            outcomes[sid] = out
             if out.status == "failed" and not out.retrain_due:
                 log.error("site %s failed: %s", out.site_id, out.reason)
             progress.advance("sites")
@@ -681,6 +701,9 @@ def _night(data_dir, issue: pd.Timestamp, store: ForecastStore, config: NightlyC
         if due:
             _retrain(runner, [datas[s] for s in due], outcomes, job, progress)
         timings["retrain_seconds"] = time.perf_counter() - t0
+    for out in outcomes.values():
+        if out.status == "failed" and not out.failure:  # due for retraining, never reached
+            out.fail("no forecast", "no forecast produced")
     t0 = time.perf_counter()
     _write(store, [outcomes[s] for s in wanted if s in outcomes])
     timings["write_seconds"] = time.perf_counter() - t0
@@ -713,7 +736,11 @@ def _retrain(runner: _Runner, datas: list[SiteData], outcomes: dict[str, SiteOut
     by_id = {d.site.site_id: d for d in datas}
     progress.start("retraining", len(datas))
     with tracking_session(job.uri) as client:
-        for res in runner.map(_fit_task, datas, [(job.config.training, job.issue)] * len(datas)):
+        for sid, res, error in runner.map(_fit_task, datas,
+                                          [(job.config.training, job.issue)] * len(datas)):
+            if error is not None:  # e.g. its worker died
+                res = {"site_id": sid, "error": f"task lost: {type(error).__name__}: {error}",
+                       "traceback": ""}
             if isinstance(res, dict):  # the fit failed
                 out = outcomes[res["site_id"]]
                 log.error("site %s: retraining failed: %s", out.site_id, res["error"])

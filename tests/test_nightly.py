@@ -35,11 +35,14 @@ from pipelines.config import TrainingConfig
 from pipelines.forecast_store import (
     ParquetForecastStore,
     SqlForecastStore,
+    canonical,
     open_store,
     quantile_columns,
     stored_forecast,
 )
+from pipelines.forecasting import forecast_site
 from pipelines.nightly import NightlyConfig, read_isolated, run_nightly, site_datas
+from pipelines.registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 TZ = "Asia/Shanghai"
@@ -118,6 +121,14 @@ def test_first_night_trains_every_site_forecasts_and_records(night1):
             "report/sites.csv"} <= artifacts
     assert run.data.tags["status"] == "ok"
     assert "retrained" in res.output and "nightly issued" in res.output
+    # what the service would compute for that issue (the champion, forecast_site) is stored
+    portfolio = read_portfolio(night1["base"] / "pf")
+    computed = forecast_site(portfolio, "load", "load_c01", NIGHT1, first,
+                             first + pd.Timedelta(days=2), (0.1, 0.5, 0.9),
+                             ModelRegistry(night1["uri"]))
+    fast = stored_forecast(ParquetForecastStore(night1["base"] / "store"), "load_c01", NIGHT1,
+                           first, first + pd.Timedelta(days=2), (0.1, 0.5, 0.9))
+    pd.testing.assert_frame_equal(fast, canonical(computed), check_dtype=False)
 
 
 # --- the store ----------------------------------------------------------------------------
@@ -411,7 +422,8 @@ def dask_cluster(tmp_path):
     dask = str(Path(sys.executable).parent / "dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}  # see deploy/dask-worker.service
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                "--no-dashboard"], env=env, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]

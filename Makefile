@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: help install run train batch serve sample-data test test-fast benchmarks benchmarks-baselines lint clean
+.PHONY: help install run train batch nightly serve sample-data test test-fast benchmarks benchmarks-baselines lint clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -41,6 +41,9 @@ train: sample-data  ## train every site, the ML baseline and the response likeli
 
 batch: $(STAMP)  ## nightly batch: day-ahead forecasts of every site (ISSUE=now or ISO time)
 	$(BIN)/vpp batch-forecast --data $(DATA) --issue-time $(or $(ISSUE),now) --out $(VAR)/forecasts
+
+nightly: sample-data  ## nightly job: retrain stale models, D+1/D+2 forecasts of every site into var/forecast_store (ISSUE=ISO time or now; default a night of the sample portfolio)
+	$(BIN)/vpp nightly --data $(DATA) --issue-time $(or $(ISSUE),2025-06-28T22:30:00+08:00) --store $(VAR)/forecast_store $(NIGHTLY_ARGS)
 
 run: train  ## set up, train on the sample portfolio, serve the API on 127.0.0.1:3000 (prints a local API key)
 	$(BIN)/vpp serve --data $(DATA) --host $(HOST) --port $(PORT) --local-key-file $(VAR)/local_api_key

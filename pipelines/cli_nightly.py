@@ -134,6 +134,13 @@ def nightly(
     except ForecastStoreError as err:
         fail(err)
     site_ids = [s.strip() for s in sites.split(",") if s.strip()] if sites else None
+    import mlflow  # noqa: F401 - importing sets its loggers up (INFO): quiet them again
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    if cluster != "local" or workers > 1:
+        import distributed  # noqa: F401 - the same for Dask's
+
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     bar = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                    _Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                    console=console)

@@ -163,9 +163,10 @@ def test_scopes_decide_which_endpoints_a_key_reaches(client, keys, path, scope):
 
 
 def test_a_path_without_a_scope_is_for_admin_keys_only(client, keys):
-    r = client.post("/capacity", json={}, headers=bearer(keys["dispatch:write"]))
+    r = client.post("/not-yet-scoped", json={}, headers=bearer(keys["dispatch:write"]))
     assert r.status_code == 403 and "lacks the scope admin" in r.json()["error"]
-    assert client.post("/capacity", json={}, headers=bearer(keys["admin"])).status_code == 404
+    assert client.post("/not-yet-scoped", json={},
+                       headers=bearer(keys["admin"])).status_code == 404
 
 
 def test_a_revocation_is_seen_by_a_running_service(client, env):

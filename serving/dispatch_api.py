@@ -23,14 +23,17 @@ from forecasting.settlement import SettlementRule
 from models.dispatch import Instruction, decompose, historical_reliability
 from serving.limits import MAX_CUSTOMERS, MAX_EVENT_WINDOW, check_count, check_window
 
-EventType = Literal["annual", "day_ahead", "real_time", "peak", "reserve", "peak_shaving"]
+EventType = Literal["annual", "day_ahead", "real_time", "peak", "reserve", "peak_shaving",
+                    "valley_filling"]  # forecasting.contract.EVENT_TYPES (a test keeps them equal)
 
 
 class DispatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    target_kw: float = Field(gt=0, description="load reduction to deliver over the window "
-                             "(kW, mean power); valley filling is not supported yet")
+    target_kw: float = Field(allow_inf_nan=False, description="load reduction to deliver over "
+                             "the window (kW, mean power), > 0; a valley-filling request (< 0, "
+                             "or event_type valley_filling) is understood but not planned yet: "
+                             "422 with the reason")
     start: AwareDatetime = Field(description="window start, ISO 8601 with offset")
     end: AwareDatetime = Field(description="window end (exclusive), ISO 8601 with offset; at "
                                "most 7 days after the start (422 beyond)")

@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse
 
 from forecasting.errors import DataError, ModelNotFoundError, StaleDataError, UnknownSiteError
 from forecasting.portfolio import Portfolio, read_portfolio
+from models.dispatch import ValleyFillingNotImplementedError
 from pipelines.forecast_store import ForecastStoreError, open_store, stored_forecast
 from pipelines.forecasting import forecast_core, horizon_window
 from pipelines.registry import ModelRegistry
@@ -94,7 +95,7 @@ class NoStoredForecastError(LookupError):
     """``source: "store"`` was asked and the store holds no full forecast of that issue."""
 
 
-HTTP_STATUS = (((UnknownSiteError, NoStoredForecastError), 404), (ForecastStoreError, 503), ((StaleDataError, BoundExceededError), 422),
+HTTP_STATUS = (((UnknownSiteError, NoStoredForecastError), 404), (ForecastStoreError, 503), ((StaleDataError, BoundExceededError, ValleyFillingNotImplementedError), 422),
                ((ModelNotFoundError, TrackingUnavailableError), 503), ((DataError, ValueError), 400))
 
 

@@ -218,7 +218,9 @@ def test_dispatch_endpoint_allocates_eligible_resources(client):
 @pytest.mark.parametrize("change, status, hint", [
     ({"customers": ["nobody"]}, 404, "no resources for customer"),
     ({"notice_time": "2024-04-08T10:00:00"}, 400, "notice_time"),
-    ({"target_kw": -5}, 400, "target_kw"),
+    ({"target_kw": -5}, 422, "valley filling"),  # understood, not planned yet: 422
+    ({"event_type": "valley_filling"}, 422, "valley filling"),
+    ({"target_kw": 0}, 400, "target_kw"),
     ({"notice_time": "2024-04-08T14:00:00+08:00", "customers": ["cx"]}, 400, "notice"),
 ])
 def test_dispatch_bad_requests_get_4xx_with_a_fix(client, change, status, hint):
@@ -304,3 +306,12 @@ def test_forecast_answers_the_stored_nightly_forecast_when_asked_or_auto(client,
     assert client.post("/forecast", json=other).json()["source"] == "compute"
     r = client.post("/forecast", json={**other, "source": "store"})
     assert r.status_code == 404 and "no stored forecast" in r.json()["error"]
+
+
+def test_dispatch_event_types_are_the_contracts():
+    import typing
+
+    from forecasting.contract import EVENT_TYPES
+    from serving.dispatch_api import EventType
+
+    assert set(typing.get_args(EventType)) == set(EVENT_TYPES)

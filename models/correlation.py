@@ -46,7 +46,7 @@ from scipy.special import log_ndtr, logsumexp, ndtri
 
 from forecasting.errors import MissingColumnsError
 from forecasting.settlement import SettlementRule
-from models.dispatch import historical_reliability
+from models.dispatch import historical_reliability, settled_reductions
 
 Z_NODES = np.linspace(-7.0, 7.0, 281)
 _LOG_WEIGHTS = np.log(np.full(Z_NODES.size, Z_NODES[1] - Z_NODES[0])) - 0.5 * (
@@ -115,17 +115,10 @@ def estimate_correlation(events: pd.DataFrame | None, rule: SettlementRule | Non
                                   "estimate", missing)
     if "actual_kw" not in events:
         return _independent("events.csv has no actual_kw: no settled event, rho 0")
-    target = pd.to_numeric(events["target_kw"], errors="coerce")
-    actual = pd.to_numeric(events["actual_kw"], errors="coerce")
-    use = (target > 0) & actual.notna()
-    if before is not None:
-        cut = pd.Timestamp(before)
-        if cut.tzinfo is None:
-            raise ValueError(f"before {before} has no UTC offset")
-        use &= pd.to_datetime(events["end"], utc=True) <= cut
-    rows = pd.DataFrame({"event_id": events.loc[use, "event_id"].astype(str),
-                         "customer_id": events.loc[use, "customer_id"].astype(str),
-                         "delivered": (actual[use] / target[use]).to_numpy()
+    settled = settled_reductions(events, before)
+    rows = pd.DataFrame({"event_id": settled["event_id"].astype(str),
+                         "customer_id": settled["customer_id"].astype(str),
+                         "delivered": (settled["actual_kw"] / settled["target_kw"]).to_numpy()
                          >= rule.min_achievement_ratio})
     rows = rows.drop_duplicates(["event_id", "customer_id"], keep="last")
     size = rows.groupby("event_id")["customer_id"].transform("size")

@@ -167,6 +167,19 @@ def historical_reliability(events: pd.DataFrame, rule: SettlementRule | None = N
     if missing:
         raise MissingColumnsError(f"events: missing column(s) {missing} for the reliability "
                                    "history", missing)
+    rows = settled_reductions(events, before)
+    if rows.empty:
+        return empty
+    if "event_id" not in rows:  # one row per event and customer: any unique id serves
+        rows = rows.assign(event_id=np.arange(len(rows)).astype(str))
+    out = historical_rate(rows, rule, prior_strength)[columns]
+    return out.astype({"n_events": "int64"})
+
+
+def settled_reductions(events: pd.DataFrame, before=None) -> pd.DataFrame:
+    """The rows of events.csv with a settled reduction: ``target_kw`` > 0 and ``actual_kw``
+    known (both numeric in the result), and, if ``before`` (tz-aware) is given, ``end`` at or
+    before it."""
     target = pd.to_numeric(events["target_kw"], errors="coerce")
     actual = pd.to_numeric(events["actual_kw"], errors="coerce")
     use = (target > 0) & actual.notna()
@@ -175,13 +188,7 @@ def historical_reliability(events: pd.DataFrame, rule: SettlementRule | None = N
         if cut.tzinfo is None:
             raise ValueError(f"before {before} has no UTC offset")
         use &= pd.to_datetime(events["end"], utc=True) <= cut
-    if not use.any():
-        return empty
-    rows = events[use]
-    if "event_id" not in rows:  # one row per event and customer: any unique id serves
-        rows = rows.assign(event_id=np.arange(len(rows)).astype(str))
-    out = historical_rate(rows, rule, prior_strength)[columns]
-    return out.astype({"n_events": "int64"})
+    return events[use].assign(target_kw=target[use], actual_kw=actual[use])
 
 
 def check_correlation(correlation: float) -> float:

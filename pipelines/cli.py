@@ -369,7 +369,7 @@ def _mount_optional() -> None:
     """Commands contributed by other pipeline modules, when present."""
     for module in ("pipelines.cli_backtest", "pipelines.cli_baselines", "pipelines.cli_dispatch",
                    "pipelines.cli_response", "pipelines.cli_keys", "pipelines.cli_nightly",
-                   "pipelines.cli_bid"):
+                   "pipelines.cli_bid", "pipelines.cli_capability"):
         try:
             sub = __import__(module, fromlist=["app"])
         except ModuleNotFoundError as err:

@@ -84,9 +84,10 @@ from models.dispatch_eligibility import (
 from models.response import historical_rate
 
 __all__ = ["DispatchPlan", "DispatchSolverError", "Instruction", "NoEligibleResourceError",
-           "ValleyFillingNotImplementedError", "achievement_draws", "check_correlation",
-           "check_resources", "decompose", "delivery_draws", "eligibility",
-           "historical_reliability", "simulate_achievement"]
+           "PlanInputs", "ValleyFillingNotImplementedError", "achievement_draws",
+           "assemble_plan", "check_correlation", "check_resources", "decompose",
+           "delivery_draws", "eligibility", "historical_reliability", "plan_inputs",
+           "simulate_achievement", "solve_allocation"]
 
 DEFAULT_P_DELIVER = 0.8
 DEFAULT_EXPECTED_ACHIEVEMENT = 0.9
@@ -104,7 +105,12 @@ class DispatchSolverError(RuntimeError):
 
 @dataclass
 class DispatchPlan:
-    """The answer of ``decompose`` (kW: mean power over the window; CNY: energy cost)."""
+    """The answer of ``decompose`` (kW: mean power over the window; CNY: energy cost).
+
+    ``correlation``: the common-factor rho the Monte Carlo used; ``p_meets_threshold`` is
+    scored with it, ``p_meets_threshold_independent`` with independent resources (rho 0,
+    the same seed: equal to ``p_meets_threshold`` when rho is 0).
+    """
 
     instruction: Instruction
     allocations: pd.DataFrame
@@ -121,6 +127,8 @@ class DispatchPlan:
     solver_status: str
     assumed_reliability: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    correlation: float = 0.0
+    p_meets_threshold_independent: float = float("nan")
 
     def to_dict(self) -> dict:
         """JSON-ready dict (frames as lists of records, times ISO 8601)."""
@@ -134,7 +142,8 @@ class DispatchPlan:
             "excluded": records(self.excluded),
             **{k: float(getattr(self, k)) for k in (
                 "target_kw", "required_expected_kw", "planned_expected_kw", "shortfall_kw",
-                "p_meets_threshold", "expected_achievement", "total_cost_cny")},
+                "p_meets_threshold", "expected_achievement", "total_cost_cny", "correlation",
+                "p_meets_threshold_independent")},
             "feasible": bool(self.feasible),
             "solver_status": self.solver_status,
             "assumed_reliability": list(self.assumed_reliability),
@@ -387,37 +396,46 @@ def _usable(result) -> bool:
     return result.status in (0, 1) and result.x is not None
 
 
-def decompose(instruction: Instruction, resources: pd.DataFrame,
-              reliability: pd.DataFrame | None = None,
-              headroom_kw: Mapping[str, float] | None = None,
-              rule: SettlementRule | None = None, *, min_dispatch_share: float = 0.2,
-              fixed_cost_cny_per_resource: float = 1.0, n_draws: int = 20_000, seed: int = 0,
-              time_limit_s: float = 30.0,
-              max_planned_achievement: float = 1.0, correlation: float = 0.0) -> DispatchPlan:
-    """Allocate ``instruction`` over ``resources`` (resources.csv rows) by MILP (module doc).
+@dataclass
+class PlanInputs:
+    """What every plan of one instruction shares (``plan_inputs``): the eligibility table,
+    the eligible rows ``el`` with their ``p`` / ``e`` (capped), capacity ``cap`` (kW), the
+    energy cost per allocated kW ``energy_cny_per_kw`` and ``decompose``'s unit cost ``cost``
+    (energy + risk penalty, CNY/kW), the headroom rows and the notes so far."""
 
-    ``reliability``: frame keyed (column or index) by ``customer_id`` and/or ``resource_id``
-    (a resource row wins) with ``p_deliver`` (0..1) and ``expected_achievement`` (>= 0);
-    missing values take the defaults and are listed in ``assumed_reliability``.
-    ``headroom_kw``: customer_id -> the most that customer can reduce (kW), e.g. its baseline
-    minus a floor. ``min_dispatch_share``: a used resource takes at least this share of its
-    capacity. ``rule``: the settlement rule whose threshold the Monte Carlo scores.
-    ``max_planned_achievement``: the plan never counts on more than this expected
-    delivered/allocated ratio (1.0: a customer's habit of over-delivering is not bought as
-    capacity; the Monte Carlo's success delivers ratio 1 too). ``correlation``: the
-    common-factor rho of the Monte Carlo (0: independent resources; the plan itself does
-    not depend on it).
+    instruction: Instruction
+    table: pd.DataFrame
+    el: pd.DataFrame
+    p: np.ndarray
+    e: np.ndarray
+    cap: np.ndarray
+    energy_cny_per_kw: np.ndarray
+    cost: np.ndarray
+    headroom_kw: dict[str, float]
+    min_dispatch_share: float
+    fixed_cost_cny_per_resource: float
+    time_limit_s: float
+    assumed_ids: list[str]
+    notes: list[str]
 
-    Raises ``NoEligibleResourceError`` (reasons listed), ``MissingColumnsError``,
-    ``UnknownValueError``, ``ImpossibleValueError`` for bad inputs; an unreachable target is
-    not an error: the plan comes back with ``feasible=False`` and ``shortfall_kw > 0``.
-    """
-    rule = rule or SettlementRule()
+    def headroom(self, headroom_kw: Mapping[str, float] | None = None
+                 ) -> tuple[csr_array | None, np.ndarray]:
+        """The headroom rows of ``_solve`` for ``headroom_kw`` (default the plan's)."""
+        return _headroom(self.el["customer_id"],
+                         self.headroom_kw if headroom_kw is None else headroom_kw)
+
+
+def plan_inputs(instruction: Instruction, resources: pd.DataFrame,
+                reliability: pd.DataFrame | None = None,
+                headroom_kw: Mapping[str, float] | None = None, *,
+                min_dispatch_share: float = 0.2, fixed_cost_cny_per_resource: float = 1.0,
+                time_limit_s: float = 30.0, max_planned_achievement: float = 1.0
+                ) -> PlanInputs:
+    """Eligibility, reliability, costs and checks of ``decompose`` (arguments there)."""
     if not isinstance(instruction, Instruction):
         raise TypeError(f"instruction must be an Instruction, got {type(instruction).__name__}")
     if not 0 <= min_dispatch_share <= 1:
         raise ValueError(f"min_dispatch_share {min_dispatch_share} must lie in 0..1")
-    check_correlation(correlation)
     table = eligibility(resources, instruction)
     if not table["eligible"].any():
         raise no_eligible_error(table)
@@ -446,9 +464,29 @@ def decompose(instruction: Instruction, resources: pd.DataFrame,
     energy_cny_per_kw = price * (instruction.duration_minutes / 60.0) / 1000.0
     cost = energy_cny_per_kw + instruction.risk_aversion_cny_per_kw * (1.0 - p)
     cap = el["capacity_kw"].to_numpy(dtype="float64")
-    headroom = _headroom(el["customer_id"], headroom_kw)
-    need = instruction.required_expected_kw
-    args = (cost, fixed_cost_cny_per_resource, e, cap, min_dispatch_share, headroom)
+    _headroom(el["customer_id"], headroom_kw)  # checks the limits
+    limits = {str(k): float(v) for k, v in dict(headroom_kw or {}).items()}
+    return PlanInputs(instruction, table, el, p, e, cap, energy_cny_per_kw, cost, limits,
+                      min_dispatch_share, fixed_cost_cny_per_resource, time_limit_s,
+                      assumed_ids, notes)
+
+
+def solve_allocation(inputs: PlanInputs, cost: np.ndarray | None = None,
+                     headroom_kw: Mapping[str, float] | None = None
+                     ) -> tuple[np.ndarray, bool, str, list[str]]:
+    """The MILP of the module doc with objective ``cost`` (CNY/kW per resource of
+    ``inputs.el``; default ``decompose``'s) and ``headroom_kw`` (default the inputs').
+
+    Returns (allocation kW per eligible resource, feasible, solver status, notes); an
+    unreachable target gives the cheapest max-delivery plan with ``feasible=False``.
+    """
+    cost = inputs.cost if cost is None else np.asarray(cost, dtype="float64")
+    e, cap, share = inputs.e, inputs.cap, inputs.min_dispatch_share
+    args = (cost, inputs.fixed_cost_cny_per_resource, e, cap, share,
+            inputs.headroom(headroom_kw))
+    need = inputs.instruction.required_expected_kw
+    time_limit_s = inputs.time_limit_s
+    notes: list[str] = []
     result = _solve(*args, need, time_limit_s)
     feasible = result.status != 2
     status = _STATUS.get(result.status, "unknown")
@@ -461,9 +499,10 @@ def decompose(instruction: Instruction, resources: pd.DataFrame,
         result = cheapest if _usable(cheapest) else best
         status = f"target infeasible; max-delivery plan {_STATUS.get(result.status, '')}"
         notes.append(f"eligible resources reach at most {most:.1f} kW expected (capacity, "
-                     f"headroom and min_dispatch_share {min_dispatch_share:g}), below the "
+                     f"headroom and min_dispatch_share {share:g}), below the "
                      f"required {need:.1f} kW = target x (1 + reserve_margin "
-                     f"{instruction.reserve_margin:g}); the plan maximises expected delivery")
+                     f"{inputs.instruction.reserve_margin:g}); the plan maximises expected "
+                     "delivery")
     if not _usable(result):
         raise DispatchSolverError(f"HiGHS ended without a plan: {result.message}")
     if result.status == 1:
@@ -471,33 +510,91 @@ def decompose(instruction: Instruction, resources: pd.DataFrame,
                      "the cheapest")
     n = len(cap)
     used = (result.x[n:] > 0.5) & (result.x[:n] > 1e-6)
-    x = np.where(used, np.clip(result.x[:n], 0.0, cap), 0.0)
-    planned = float(e @ x)
-    p_meets, achievement = simulate_achievement(
-        x[used], p[used], e[used], instruction.target_kw, rule.min_achievement_ratio,
-        n_draws=n_draws, seed=seed, correlation=correlation)
+    return np.where(used, np.clip(result.x[:n], 0.0, cap), 0.0), feasible, status, notes
+
+
+def assemble_plan(inputs: PlanInputs, x: np.ndarray, feasible: bool, status: str,
+                  notes: list[str], p_meets_threshold: float, expected_achievement: float,
+                  *, correlation: float = 0.0,
+                  p_meets_threshold_independent: float | None = None) -> DispatchPlan:
+    """The ``DispatchPlan`` of allocation ``x`` (kW per eligible resource) and its scores."""
+    el, p, e = inputs.el, inputs.p, inputs.e
+    instruction = inputs.instruction
+    used = x > 0
     alloc = el.loc[used, ["resource_id", "customer_id", "name", "level", "capacity_kw"]].copy()
     alloc["allocated_kw"] = x[used]
     alloc["p_deliver"] = p[used]
     alloc["expected_achievement"] = e[used]
     alloc["expected_kw"] = e[used] * x[used]
-    alloc["cost_cny"] = energy_cny_per_kw[used] * x[used]
+    alloc["cost_cny"] = inputs.energy_cny_per_kw[used] * x[used]
     alloc = alloc[list(ALLOCATION_COLUMNS)].sort_values(["customer_id", "resource_id"],
                                                         ignore_index=True)
-    limits = {str(k): float(v) for k, v in dict(headroom_kw or {}).items()}
     by_customer = (alloc.groupby("customer_id", sort=True)
                    .agg(allocated_kw=("allocated_kw", "sum"), expected_kw=("expected_kw", "sum"),
                         cost_cny=("cost_cny", "sum"),
                         resources=("resource_id", lambda ids: ", ".join(map(str, ids))))
                    .reset_index())
-    by_customer["headroom_kw"] = by_customer["customer_id"].astype(str).map(limits).astype(
-        "float64")
+    by_customer["headroom_kw"] = by_customer["customer_id"].astype(str).map(
+        inputs.headroom_kw).astype("float64")
+    table = inputs.table
     excluded = table.loc[~table["eligible"], ["resource_id", "customer_id", "level", "reason"]]
+    need = instruction.required_expected_kw
+    planned = float(e @ x)
     return DispatchPlan(
         instruction=instruction, allocations=alloc, by_customer=by_customer,
         excluded=excluded.reset_index(drop=True), target_kw=instruction.target_kw,
         required_expected_kw=need, planned_expected_kw=planned,
         shortfall_kw=0.0 if feasible else max(0.0, need - planned), feasible=feasible,
-        p_meets_threshold=p_meets, expected_achievement=achievement,
+        p_meets_threshold=p_meets_threshold, expected_achievement=expected_achievement,
         total_cost_cny=float(alloc["cost_cny"].sum()), solver_status=status,
-        assumed_reliability=assumed_ids, notes=notes)
+        assumed_reliability=list(inputs.assumed_ids), notes=list(inputs.notes) + notes,
+        correlation=float(correlation),
+        p_meets_threshold_independent=(p_meets_threshold if p_meets_threshold_independent
+                                       is None else p_meets_threshold_independent))
+
+
+def decompose(instruction: Instruction, resources: pd.DataFrame,
+              reliability: pd.DataFrame | None = None,
+              headroom_kw: Mapping[str, float] | None = None,
+              rule: SettlementRule | None = None, *, min_dispatch_share: float = 0.2,
+              fixed_cost_cny_per_resource: float = 1.0, n_draws: int = 20_000, seed: int = 0,
+              time_limit_s: float = 30.0,
+              max_planned_achievement: float = 1.0, correlation: float = 0.0) -> DispatchPlan:
+    """Allocate ``instruction`` over ``resources`` (resources.csv rows) by MILP (module doc).
+
+    ``reliability``: frame keyed (column or index) by ``customer_id`` and/or ``resource_id``
+    (a resource row wins) with ``p_deliver`` (0..1) and ``expected_achievement`` (>= 0);
+    missing values take the defaults and are listed in ``assumed_reliability``.
+    ``headroom_kw``: customer_id -> the most that customer can reduce (kW), e.g. its baseline
+    minus a floor. ``min_dispatch_share``: a used resource takes at least this share of its
+    capacity. ``rule``: the settlement rule whose threshold the Monte Carlo scores.
+    ``max_planned_achievement``: the plan never counts on more than this expected
+    delivered/allocated ratio (1.0: a customer's habit of over-delivering is not bought as
+    capacity; the Monte Carlo's success delivers ratio 1 too). ``correlation``: the
+    common-factor rho of the Monte Carlo (0: independent resources; the plan itself does
+    not depend on it); with rho > 0 the plan also carries ``p_meets_threshold_independent``,
+    the same Monte Carlo (seed) at rho 0.
+
+    Raises ``NoEligibleResourceError`` (reasons listed), ``MissingColumnsError``,
+    ``UnknownValueError``, ``ImpossibleValueError`` for bad inputs; an unreachable target is
+    not an error: the plan comes back with ``feasible=False`` and ``shortfall_kw > 0``.
+    """
+    rule = rule or SettlementRule()
+    if not isinstance(instruction, Instruction):
+        raise TypeError(f"instruction must be an Instruction, got {type(instruction).__name__}")
+    rho = check_correlation(correlation)
+    inputs = plan_inputs(instruction, resources, reliability, headroom_kw,
+                         min_dispatch_share=min_dispatch_share,
+                         fixed_cost_cny_per_resource=fixed_cost_cny_per_resource,
+                         time_limit_s=time_limit_s,
+                         max_planned_achievement=max_planned_achievement)
+    x, feasible, status, notes = solve_allocation(inputs)
+    used = x > 0
+    args = (x[used], inputs.p[used], inputs.e[used], instruction.target_kw,
+            rule.min_achievement_ratio)
+    p_meets, achievement = simulate_achievement(*args, n_draws=n_draws, seed=seed,
+                                                correlation=rho)
+    independent = (p_meets if rho == 0 else
+                   simulate_achievement(*args, n_draws=n_draws, seed=seed)[0])
+    return assemble_plan(inputs, x, feasible, status, notes, p_meets, achievement,
+                         correlation=rho, p_meets_threshold_independent=independent)

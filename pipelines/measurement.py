@@ -14,6 +14,12 @@ for the event itself is trained on readings up to 21 days before the event, and 
 a candidate only placebo days after its training end are scored (at least
 ``MIN_AUTO_WINDOWS``, else ML is left out), so its score is out of sample. The scores are
 reported with the result.
+
+Emissions (``forecasting.carbon``): every interval's reduction in kWh times the grid
+emission factor of the customer's sites (``emission_factors``: default the portfolio's
+optional ``emission_factors.csv`` over the national average); each customer's and the
+portfolio's ``reduced_kwh``, ``increased_kwh``, ``avoided_co2_kg``, ``added_co2_kg``,
+``net_avoided_co2_kg``, the mean factor used and its source.
 """
 
 from __future__ import annotations
@@ -22,10 +28,18 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from forecasting.carbon import (
+    EmissionFactors,
+    emission_totals,
+    interval_emissions,
+    mean_factor,
+    read_emission_factors,
+)
 from forecasting.errors import DataError, InsufficientDataError, UnknownValueError
 from forecasting.portfolio import Portfolio, as_utc
 from forecasting.settlement import (
@@ -54,10 +68,13 @@ class Measurement:
 
     ``intervals``: one row per customer and interval (UTC ``timestamp``) with ``method``,
     ``baseline_kw`` (and the ML band where the method gives one), ``actual_kw``,
-    ``reduction_kw``, ``response_kw``, ``target_kw``, ``achievement``.
+    ``reduction_kw``, ``response_kw``, ``target_kw``, ``achievement`` and the emission columns
+    of ``forecasting.carbon.interval_emissions``.
     ``customers``: one row per customer: ``forecasting.settlement.EventResult`` fields, the
     method used, the operator's settled ``actual_kw`` when events.csv has it
-    (``operator_actual_kw``) and the ``auto`` scores. ``portfolio``: the sum over customers.
+    (``operator_actual_kw``), the ``auto`` scores and the emission totals with
+    ``emission_factor_kg_per_kwh`` (mean over the measured intervals) and
+    ``emission_factor_source``. ``portfolio``: the sum over customers.
     """
 
     event_id: str
@@ -228,11 +245,37 @@ def _to_interval(frame: pd.DataFrame, minutes: int) -> pd.DataFrame:
     return grouped.mean()
 
 
+def portfolio_emission_factors(portfolio: Portfolio, grid_region: str | None = None,
+                               override_kg_per_kwh: float | None = None) -> EmissionFactors:
+    """The emission factors of a portfolio: its optional ``emission_factors`` table (in its
+    directory), then ``grid_region``'s built-in factor, else the national average;
+    ``override_kg_per_kwh`` beats them all (``forecasting.carbon``)."""
+    table = read_emission_factors(portfolio.source) if Path(portfolio.source).is_dir() else None
+    return EmissionFactors(table=table, grid_region=grid_region,
+                           override_kg_per_kwh=override_kg_per_kwh)
+
+
+def customer_emissions(table: pd.DataFrame, factors: EmissionFactors, site_ids: list[str],
+                       timezone: str, interval_minutes: float) -> tuple[pd.DataFrame, dict]:
+    """``table`` (``interval_results`` rows, UTC index) with the emission columns, and the
+    customer's totals with the mean factor of its measured intervals and its source."""
+    factor, source = factors.customer_factors(pd.DatetimeIndex(table.index), site_ids,
+                                              timezone)
+    rows = interval_emissions(table["reduction_kw"], factor.to_numpy(), interval_minutes)
+    totals = emission_totals(rows)
+    totals["emission_factor_kg_per_kwh"] = mean_factor(rows, table["actual_kw"].notna())
+    totals["emission_factor_source"] = source
+    return pd.concat([table, rows], axis=1), totals
+
+
 def measure_event(portfolio: Portfolio, event_id: str, method: str = "auto",
                   rule: SettlementRule | None = None, ml_params: dict | None = None,
-                  progress: Callable[[str, int, int], None] | None = None) -> Measurement:
-    """Baselines, reductions and settlement of every customer of ``event_id``."""
+                  progress: Callable[[str, int, int], None] | None = None,
+                  emission_factors: EmissionFactors | None = None) -> Measurement:
+    """Baselines, reductions, settlement and avoided emissions of every customer of
+    ``event_id`` (``emission_factors``: default ``portfolio_emission_factors``)."""
     rule = rule or SettlementRule()
+    factors = emission_factors or portfolio_emission_factors(portfolio)
     if method not in METHOD_CHOICES:
         raise UnknownValueError(f"unknown method {method!r}, expected one of "
                                 f"{list(METHOD_CHOICES)}")
@@ -272,6 +315,8 @@ def measure_event(portfolio: Portfolio, event_id: str, method: str = "auto",
         for col in ("baseline_p10_kw", "baseline_p90_kw"):
             if col in frame:
                 table[col] = frame[col]
+        table, carbon = customer_emissions(table, factors, [s.site_id for s in sites], tz,
+                                           width / pd.Timedelta(minutes=1))
         table.insert(0, "method", details.method)
         table.insert(0, "customer_id", cid)
         parts.append(table.reset_index())
@@ -281,7 +326,8 @@ def measure_event(portfolio: Portfolio, event_id: str, method: str = "auto",
         result.update({"customer_id": cid, "method": details.method,
                        "pool_days": ",".join(str(d) for d in details.pool_days),
                        "adjustment": details.adjustment,
-                       "auto_scores": ";".join(f"{k}={v:.3f}" for k, v in scores.items())})
+                       "auto_scores": ";".join(f"{k}={v:.3f}" for k, v in scores.items()),
+                       **carbon})
         operator = getattr(ev, "actual_kw", None)
         if operator is not None and pd.notna(operator):
             result["operator_actual_kw"] = float(operator)
@@ -297,8 +343,10 @@ def measure_event(portfolio: Portfolio, event_id: str, method: str = "auto",
             "achievement", "counts", "paid_achievement", "paid_response_kw", "payment_cny"]
     customers = customers[lead + [c for c in customers.columns if c not in lead]]
     intervals = pd.concat(parts, ignore_index=True)
-    return Measurement(event_id, method, rule, intervals, customers,
-                       portfolio_result(customers), failures)
+    total = portfolio_result(customers)
+    total.update(emission_totals(customers))
+    total["emission_factor_source"] = "; ".join(customers["emission_factor_source"].unique())
+    return Measurement(event_id, method, rule, intervals, customers, total, failures)
 
 
 def event_window(rows: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -59,21 +59,37 @@ MeasureOutOpt = Annotated[Path | None, typer.Option(
 RuleOpt = Annotated[Path | None, typer.Option(
     "--rule", help='JSON of a SettlementRule (e.g. {"min_achievement_ratio": 0.8, '
     '"max_paid_achievement_ratio": 1.2}); default: the default rule')]
+EmissionFactorOpt = Annotated[float | None, typer.Option(
+    "--emission-factor", help="grid emission factor, kg CO2/kWh (0 < f <= 2), for every "
+    "interval; default: the portfolio's emission_factors.csv, then --grid-region, then the "
+    "MEE/NBS 2023 national average 0.5306")]
+GridRegionOpt = Annotated[str | None, typer.Option(
+    "--grid-region", help="grid region (east_china, north_china, ...) or province (jiangsu, "
+    "...) whose MEE/NBS 2023 average factor replaces the national one")]
 
 
 @app.command()
 def measure(data: DataOpt, event: EventOpt, method: MethodOpt = "auto",
-            out: MeasureOutOpt = None, rule: RuleOpt = None) -> None:
-    """Measure one demand-response event: baseline, reduction, achievement, settlement.
+            out: MeasureOutOpt = None, rule: RuleOpt = None,
+            emission_factor: EmissionFactorOpt = None,
+            grid_region: GridRegionOpt = None) -> None:
+    """Measure one demand-response event: baseline, reduction, achievement, settlement and
+    the emissions it avoided.
 
     Each customer's baseline uses only readings before the event start (day-of adjustments:
     before the notice). A response counts when achievement = mean reduction / target reaches
     the rule's threshold (default 80 %); paid achievement is capped (default 120 %). Valley
-    filling (negative targets): an increase of load is a positive response.
+    filling (negative targets): an increase of load is a positive response. Avoided CO2 =
+    reduced kWh (intervals below the baseline) x the grid emission factor; energy drawn above
+    the baseline (valley filling, rebound) counts as added CO2, and the net is shown.
     """
     from forecasting.portfolio import read_portfolio
     from forecasting.settlement import SettlementRule
-    from pipelines.measurement import METHOD_CHOICES, measure_event
+    from pipelines.measurement import (
+        METHOD_CHOICES,
+        measure_event,
+        portfolio_emission_factors,
+    )
 
     if method not in METHOD_CHOICES:
         fail(ValueError(f"unknown --method {method!r}, expected one of "
@@ -82,26 +98,35 @@ def measure(data: DataOpt, event: EventOpt, method: MethodOpt = "auto",
         settlement_rule = (SettlementRule.model_validate_json(rule.read_text()) if rule
                            else SettlementRule())
         portfolio = read_portfolio(data)
+        factors = portfolio_emission_factors(portfolio, grid_region, emission_factor)
         with _progress() as progress:
             result = measure_event(portfolio, event, method, settlement_rule,
-                                   progress=_reporter(progress))
+                                   progress=_reporter(progress), emission_factors=factors)
     except (DataError, ModelNotFoundError, ValueError, OSError) as err:
         fail(err)
     cols = {"customer_id": "customer", "method": "method", "target_kw": "target kW",
             "baseline_kw": "baseline kW", "actual_kw": "actual kW",
             "reduction_kw": "reduction kW", "achievement": "achieved", "counts": "counts",
-            "paid_response_kw": "paid kW"}
+            "paid_response_kw": "paid kW", "reduced_kwh": "reduced kWh",
+            "net_avoided_co2_kg": "net CO2 avoided kg"}
     if "operator_actual_kw" in result.customers:
         cols["operator_actual_kw"] = "operator kW"
     shown = result.customers[list(cols)].rename(columns=cols)
     console.print(table(shown, f"event {event} (rule {result.rule.name})",
                          {"achieved": ".1%", "target kW": ".0f", "baseline kW": ".0f",
                           "actual kW": ".0f", "reduction kW": ".0f", "paid kW": ".0f",
-                          "operator kW": ".0f"}))
+                          "operator kW": ".0f", "reduced kWh": ".1f",
+                          "net CO2 avoided kg": ".1f"}))
     total = result.portfolio
     console.print(f"portfolio: target {total['target_kw']:.1f} kW, reduction "
                   f"{total['reduction_kw']:.1f} kW, achievement {total['achievement']:.1%}, "
                   f"{total['n_counting']} of {total['n_customers']} customers count")
+    factor = result.customers["emission_factor_kg_per_kwh"].mean()
+    console.print(f"emissions: {total['reduced_kwh']:.1f} kWh reduced -> "
+                  f"{total['avoided_co2_kg']:.1f} kg CO2 avoided; {total['increased_kwh']:.1f}"
+                  f" kWh above the baseline -> {total['added_co2_kg']:.1f} kg added; net "
+                  f"{total['net_avoided_co2_kg']:.1f} kg (factor {factor:.4f} kg CO2/kWh: "
+                  f"{total['emission_factor_source']})")
     for cid, reason in result.failures.items():
         console.print(f"[yellow]{cid} not measured:[/yellow] {reason}")
     if out:

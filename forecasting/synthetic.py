@@ -63,6 +63,7 @@ from forecasting.synthetic_prices import simulate_prices
 from forecasting.synthetic_random import stream
 from forecasting.synthetic_resources import build_resources, resources_frame
 from forecasting.synthetic_sites import HOLIDAY_COUNTRY, TIMEZONE, build_sites, sites_frame
+from forecasting.synthetic_truth import write_settlement_extras
 from forecasting.synthetic_weather import hourly_truth, observation_frame, simulate_weather
 
 TABLES = ("sites", "measurements", "weather", "prices", "events", "resources")
@@ -86,6 +87,8 @@ class SyntheticPortfolio:
     frames: dict[str, pd.DataFrame]
     load_kw_without_events: pd.DataFrame
     customer_reliability: dict[str, float]
+    resource_events: pd.DataFrame | None = None  # optional table resource_events.csv
+    response_truth: pd.DataFrame | None = None  # synthetic_truth: P(deliver) per row
 
 
 def simulate_portfolio(
@@ -177,7 +180,9 @@ def simulate_portfolio(
     counterfactual = pd.DataFrame(
         {s.site_id: loads[s.customer_id].load_kw for s in load_sites}, index=grid.index_15min
     )
-    return SyntheticPortfolio(frames, counterfactual, outcome.reliability)
+    return SyntheticPortfolio(
+        frames, counterfactual, outcome.reliability, outcome.resource_events, outcome.truth
+    )
 
 
 def _measurements_frame(
@@ -309,8 +314,12 @@ def write_portfolio(frames: dict[str, pd.DataFrame], out_dir: Path) -> Path:
 
 def generate_portfolio(out_dir: Path, seed: int = 7, **kwargs) -> Path:
     """Generate the synthetic portfolio (``generate_portfolio_frames`` keywords) and write
-    it to ``out_dir``; returns ``out_dir``."""
-    return write_portfolio(generate_portfolio_frames(seed=seed, **kwargs), Path(out_dir))
+    it to ``out_dir``, with ``resource_events.csv`` and the generator's truth
+    ``truth/response_truth.csv`` (``forecasting.synthetic_truth``); returns ``out_dir``."""
+    portfolio = simulate_portfolio(seed=seed, **kwargs)
+    out = write_portfolio(portfolio.frames, Path(out_dir))
+    write_settlement_extras(out, portfolio.resource_events, portfolio.response_truth)
+    return out
 
 
 if __name__ == "__main__":  # timing and sizes of the default portfolio

@@ -7,7 +7,8 @@ Synthetic: invented events for the sample portfolio. What is modelled:
   or evening 17:00-19:30 starts) and cold winter days (morning 09:00-10:30 or evening
   starts), never within a week of the Spring Festival; valley-filling events (negative
   targets) fall on spring/autumn rest days around noon, when solar infeed is high.
-  Durations are 1-4 h on 15-minute boundaries.
+  Durations are 1-4 h on 15-minute boundaries. About 165 events in the default 18 months
+  (``EVENTS_PER_DAY``), so that the response likelihood has enough to learn and be scored on.
 - **notice**: annual events weeks ahead, day-ahead (and valley filling) the previous
   evening, peak events 4-8 h ahead, real-time events 30-120 minutes ahead.
 - **targets**: each invited customer commits ``target_kw`` of at most 95 % of its
@@ -19,6 +20,14 @@ Synthetic: invented events for the sample portfolio. What is modelled:
   has little lighting and HVAC left to curtail), over the target. Reliability is a
   per-customer trait: some customers reliably over-deliver (1.08-1.25), some under-deliver
   (0.6-0.82), most are near 1. A few no-shows deliver 0-15 %.
+- **sub-metering**: ``SUB_METERED_SHARE`` of the customers (with two or more resources)
+  are settled per resource on reduction events: the target is split over their resources
+  by capacity, each resource's achievement follows the same model with its own coverage and
+  noise (the no-show is the customer's), and the customer's ``actual_kw`` is their sum
+  (``resource_events`` table).
+- **truth**: every row's probability of delivering (achievement >= 0.8, the default
+  settlement rule) is known from the law it was drawn from (``forecasting.synthetic_truth``)
+  and returned as ``EventOutcome.truth``; the generator writes it beside the portfolio.
 - **metering**: during the event the load is reduced by ``actual_kw`` on average (the first
   quarter hour ramps), so counterfactual minus metered load averages exactly ``actual_kw``;
   thermal resources (HVAC, refrigeration) rebound for an hour afterwards.
@@ -35,8 +44,19 @@ from forecasting.synthetic_grid import SLOTS_PER_DAY, TimeGrid
 from forecasting.synthetic_load import LoadTruth
 from forecasting.synthetic_resources import Resource
 from forecasting.synthetic_sites import SiteSpec
+from forecasting.synthetic_truth import (
+    NO_SHOW_MAX_ACHIEVEMENT,
+    AchievementLaw,
+    joint_p_deliver,
+    truth_frame,
+    truth_row,
+)
 
-EVENTS_PER_DAY = 60 / 546
+EVENTS_PER_DAY = 165 / 546  # about 165 events in the default 18 months
+SUB_METERED_SHARE = 0.3  # customers settled per resource (reduction events)
+NOISE_SIGMA = 0.12  # lognormal noise of the achievement, reductions
+VALLEY_NOISE_SIGMA = 0.15
+RESOURCE_EVENT_COLUMNS = ("event_id", "customer_id", "resource_id", "target_kw", "actual_kw")
 VALLEY_SHARE = 0.12
 PEAK_MONTHS = (6, 7, 8, 9, 12, 1, 2)
 PEAK_EVENT_TYPES = ("annual", "day_ahead", "real_time", "peak")
@@ -79,11 +99,15 @@ class EventCall:
 @dataclass(frozen=True)
 class EventOutcome:
     """``events`` table and, per customer, the response in kW on the 15-minute grid
-    (positive = load reduced; metered = counterfactual - response)."""
+    (positive = load reduced; metered = counterfactual - response); ``resource_events`` the
+    per-resource split of the sub-metered customers' rows; ``truth`` every row's (and
+    resource share's) probability of delivering (``forecasting.synthetic_truth``)."""
 
     events: pd.DataFrame
     response_kw: dict[str, np.ndarray]
     reliability: dict[str, float]
+    resource_events: pd.DataFrame  # per-resource settlement of sub-metered customers
+    truth: pd.DataFrame  # delivery probabilities (synthetic_truth.TRUTH_COLUMNS)
 
 
 def draw_reliability(rng: np.random.Generator, customer_ids: list[str]) -> dict[str, float]:
@@ -251,8 +275,11 @@ def _settle(
     own: list[Resource],
     reliability: float,
     capacity_kw: float,
-) -> tuple[float, float]:
-    """Committed ``target_kw`` and settled ``actual_kw`` of one customer in one event."""
+    per_resource: bool = False,
+) -> tuple[float, AchievementLaw, list[tuple[Resource, AchievementLaw]]]:
+    """Committed ``target_kw`` of one customer in one event and the law of its settled
+    response; for a sub-metered customer on a reduction event (``per_resource``), the laws
+    of its resources' shares instead (the customer's law is then None)."""
     window = slice(call.first_slot, call.first_slot + call.n_slots)
     gross = load.gross_kw[window]
     if call.event_type == "valley_filling":
@@ -264,22 +291,45 @@ def _settle(
             0.8 * headroom_kw,
         )
         target_kw = -max(10.0, np.floor(target_kw / 10) * 10)
-        actual_kw = max(target_kw * reliability * np.exp(rng.normal(0.0, 0.15)), -0.9 * headroom_kw)
-        return target_kw, float(np.round(actual_kw, 1))
+        law = AchievementLaw(reliability, VALLEY_NOISE_SIGMA, 0.0, target_kw, 0.9 * headroom_kw)
+        return target_kw, law, []
     total_kw = sum(r.capacity_kw for r in own)
     target_kw = min(rng.uniform(0.55, 0.95) * total_kw, MAX_TARGET_SHARE_OF_LOAD * gross.mean())
     target_kw = max(10.0, np.floor(target_kw / 10) * 10)
     activity = float(load.activity[window].mean())
-    share = coverage(own, call.notice_minutes, 15 * call.n_slots, activity, target_kw)
     no_show_p = 0.04 * float(np.clip((1.25 - reliability) / 0.25, 0.2, 2.5))
-    if rng.uniform() < no_show_p:
-        achievement = rng.uniform(0.0, 0.15)
-    else:
-        start_hour = call.start.hour + call.start.minute / 60
+    start_hour = call.start.hour + call.start.minute / 60
+    max_kw = MAX_ACTUAL_SHARE_OF_LOAD * gross.min()
+
+    def law_of(resources: list[Resource], kw: float, cap_kw: float) -> AchievementLaw:
+        share = coverage(resources, call.notice_minutes, 15 * call.n_slots, activity, kw)
         median = expected_achievement(reliability, share, call.notice_minutes, start_hour)
-        achievement = median * np.exp(rng.normal(0.0, 0.12))
-    actual_kw = min(target_kw * achievement, MAX_ACTUAL_SHARE_OF_LOAD * gross.min())
-    return target_kw, float(np.round(actual_kw, 1))
+        return AchievementLaw(median, NOISE_SIGMA, no_show_p, kw, cap_kw)
+
+    if not per_resource:
+        return target_kw, law_of(own, target_kw, max_kw), []
+    weights = np.array([r.capacity_kw for r in own]) / total_kw
+    shares = np.round(target_kw * weights, 1)
+    shares[-1] = round(target_kw - shares[:-1].sum(), 1)
+    parts = [(r, law_of([r], float(kw), max_kw * w))
+             for r, kw, w in zip(own, shares, weights, strict=True) if kw > 0]
+    return target_kw, None, parts
+
+
+def _draw_resources(
+    rng: np.random.Generator, parts: list[tuple[Resource, AchievementLaw]]
+) -> list[float]:
+    """Settled kW of each resource: one no-show draw for the customer, noise per resource."""
+    absent = rng.uniform() < parts[0][1].no_show_p
+    out = []
+    for _, law in parts:
+        achievement = (
+            rng.uniform(0.0, NO_SHOW_MAX_ACHIEVEMENT)
+            if absent
+            else law.median * np.exp(rng.normal(0.0, law.sigma))
+        )
+        out.append(law.settle_kw(achievement))
+    return out
 
 
 def _add_response(
@@ -300,6 +350,15 @@ def _add_response(
         )
 
 
+def _sub_metered(rng: np.random.Generator, customer_ids: list[str], by_customer: dict
+                 ) -> set[str]:
+    """Customers whose resources are metered and settled separately: ``SUB_METERED_SHARE``
+    of those with at least two resources."""
+    candidates = [c for c in customer_ids if len(by_customer[c]) >= 2]
+    count = min(len(candidates), round(SUB_METERED_SHARE * len(customer_ids)))
+    return set(rng.choice(candidates, size=count, replace=False)) if count else set()
+
+
 def simulate_events(
     rng: np.random.Generator,
     grid: TimeGrid,
@@ -313,8 +372,10 @@ def simulate_events(
     capacity_kw = {s.customer_id: s.capacity_kw for s in load_sites}
     by_customer = {c: [r for r in resources if r.customer_id == c] for c in customer_ids}
     reliability = draw_reliability(rng, customer_ids)
+    sub_metered = _sub_metered(rng, customer_ids, by_customer)
+    truth_rng = np.random.default_rng(int(rng.integers(2**32)))  # Monte Carlo of the truth
     response = {c: np.zeros(len(grid.index_15min)) for c in customer_ids}
-    rows = []
+    rows, resource_rows, truth = [], [], []
     calls = plan_events(rng, grid, regional_temp_c) if customer_ids else []
     number = 0
     for call in calls:
@@ -322,20 +383,37 @@ def simulate_events(
         if not invited:
             continue
         number += 1
+        event_id = f"ev{number:03d}"
         for customer_id in invited:
             own = by_customer[customer_id]
-            target_kw, actual_kw = _settle(
+            target_kw, law, parts = _settle(
                 rng,
                 call,
                 loads[customer_id],
                 own,
                 reliability[customer_id],
                 capacity_kw[customer_id],
+                per_resource=customer_id in sub_metered,
             )
+            if law is not None:
+                actual_kw = law.settle_kw(law.draw(rng))
+                truth.append(truth_row(event_id, customer_id, None, law, law.p_deliver(),
+                                       target_kw))
+            else:
+                settled = _draw_resources(rng, parts)
+                actual_kw = float(np.round(sum(settled), 1))
+                p_joint = joint_p_deliver([part for _, part in parts], truth_rng)
+                truth.append(truth_row(event_id, customer_id, None, None, p_joint, target_kw))
+                for (resource, part), kw in zip(parts, settled, strict=True):
+                    resource_rows.append({"event_id": event_id, "customer_id": customer_id,
+                                          "resource_id": resource.resource_id,
+                                          "target_kw": part.target_kw, "actual_kw": kw})
+                    truth.append(truth_row(event_id, customer_id, resource.resource_id, part,
+                                           part.p_deliver(), part.target_kw))
             _add_response(response[customer_id], call, actual_kw, own)
             rows.append(
                 {
-                    "event_id": f"ev{number:03d}",
+                    "event_id": event_id,
                     "customer_id": customer_id,
                     "event_type": call.event_type,
                     "notice_time": call.notice_time.tz_convert("UTC"),
@@ -360,4 +438,5 @@ def simulate_events(
     events = pd.DataFrame(rows, columns=columns)
     for column in ("notice_time", "start", "end"):
         events[column] = pd.to_datetime(events[column], utc=True).dt.as_unit(grid.index_15min.unit)
-    return EventOutcome(events, response, reliability)
+    resource_events = pd.DataFrame(resource_rows, columns=list(RESOURCE_EVENT_COLUMNS))
+    return EventOutcome(events, response, reliability, resource_events, truth_frame(truth))

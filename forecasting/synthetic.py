@@ -57,6 +57,7 @@ import pandas as pd
 from forecasting.synthetic_events import simulate_events
 from forecasting.synthetic_grid import make_grid
 from forecasting.synthetic_load import simulate_load
+from forecasting.synthetic_minute import event_readings, write_event_readings
 from forecasting.synthetic_nwp import MAX_LEAD_HOURS, forecast_frame
 from forecasting.synthetic_power import pv_power_kw, wind_power_kw
 from forecasting.synthetic_prices import simulate_prices
@@ -319,6 +320,8 @@ def generate_portfolio(out_dir: Path, seed: int = 7, **kwargs) -> Path:
     portfolio = simulate_portfolio(seed=seed, **kwargs)
     out = write_portfolio(portfolio.frames, Path(out_dir))
     write_settlement_extras(out, portfolio.resource_events, portfolio.response_truth)
+    write_event_readings(event_readings(stream(seed, "minute_readings"), portfolio.frames,
+                                        portfolio.load_kw_without_events), out)
     return out
 
 

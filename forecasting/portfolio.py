@@ -23,6 +23,7 @@ import pandas as pd
 
 from forecasting.contract import VALUE_COLUMN
 from forecasting.errors import NaiveTimestampError, UnknownSiteError
+from forecasting.event_readings import empty_event_readings, read_event_readings
 from forecasting.io import read_tables
 from forecasting.validation import (
     Notes,
@@ -176,7 +177,8 @@ def latest_issue(frame: pd.DataFrame, targets: pd.DatetimeIndex, issue_times: pd
 
 @dataclass
 class Portfolio:
-    """Validated tables of one portfolio directory (UTC timestamps)."""
+    """Validated tables of one portfolio directory (UTC timestamps); ``event_readings``: the
+    optional fine readings around events (``forecasting.event_readings``, empty if absent)."""
 
     sites: dict[str, Site]
     measurements: pd.DataFrame
@@ -186,6 +188,7 @@ class Portfolio:
     resources: pd.DataFrame
     source: Path
     notes: list[str] = field(default_factory=list)
+    event_readings: pd.DataFrame = field(default_factory=empty_event_readings, repr=False)
 
     def site(self, site_id: str) -> Site:
         try:
@@ -245,5 +248,7 @@ def read_portfolio(directory: Path | str) -> Portfolio:
     }
     for note in notes.items:
         log.info(note)
+    readings = read_event_readings(directory, events, sites_frame)
     return Portfolio(sites=sites, measurements=measurements, weather=weather, prices=prices,
-                     events=events, resources=resources, source=directory, notes=notes.items)
+                     events=events, resources=resources, source=directory, notes=notes.items,
+                     event_readings=readings)

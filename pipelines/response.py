@@ -54,19 +54,31 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from forecasting.errors import DataError, InsufficientDataError, ModelNotFoundError
 from forecasting.portfolio import Portfolio
+from forecasting.resource_events import read_resource_events
 from forecasting.settlement import SettlementRule
 from models.response import (
-    PROBABILITY_FLOOR,
     NoLabelsError,
     ResponseLikelihood,
     historical_rate,
 )
 from models.response_features import EVENT_COLUMNS, FEATURE_DOCS, achievement, event_features
+from models.response_metrics import (
+    ECE_BINS,
+    brier_skill,
+    expected_calibration_error,
+    probability_metrics,
+    reliability_curve,
+    truth_metrics,
+)
 from pipelines.mlflow_model import pip_requirements
+from pipelines.response_resources import (  # noqa: F401  (predict_resources re-exported)
+    ResourceFit,
+    fit_resource_models,
+    predict_resources,
+)
 from pipelines.tracking import (
     CHAMPION,
     champion_version,
@@ -81,7 +93,7 @@ log = logging.getLogger(__name__)
 KIND = "response"
 REGISTERED_NAME = "response-likelihood"
 METHODS = ("model", "base_rate", "historical_rate")
-ECE_BINS = 10
+TRUTH = "truth"  # the generator's true probability, scored like a method (the floor)
 
 
 class ResponseTrainingConfig(BaseModel):
@@ -129,6 +141,7 @@ class ResponseData:
     resources: pd.DataFrame | None = None
     loads_kw: dict[str, pd.Series] = field(default_factory=dict)
     name: str = "portfolio"
+    resource_events: pd.DataFrame | None = None  # optional resource_events.csv
 
 
 def customer_loads(portfolio: Portfolio) -> dict[str, pd.Series]:
@@ -170,7 +183,9 @@ def response_data(source: Portfolio | Mapping) -> ResponseData:
         return ResponseData(events=source.events, timezone=zones.pop(),
                             holiday_country=countries.pop(),
                             resources=source.resources if not source.resources.empty else None,
-                            loads_kw=customer_loads(source), name=source.source.name)
+                            loads_kw=customer_loads(source), name=source.source.name,
+                            resource_events=read_resource_events(
+                                source.source, source.events, source.resources))
     missing = [k for k in ("events", "timezone") if k not in source]
     if missing:
         raise DataError(f"frames lack {', '.join(missing)}; give events and timezone (and "
@@ -179,7 +194,8 @@ def response_data(source: Portfolio | Mapping) -> ResponseData:
                         holiday_country=source.get("holiday_country", "CN"),
                         resources=source.get("resources"),
                         loads_kw=dict(source.get("loads_kw") or {}),
-                        name=source.get("name", "frames"))
+                        name=source.get("name", "frames"),
+                        resource_events=source.get("resource_events"))
 
 
 def build_features(data: ResponseData, rule: SettlementRule,
@@ -208,38 +224,7 @@ class ResponseTrainResult:
     n_train_events: int = 0  # events with a labelled row in the scoring fit
     n_final_rows: int = 0  # labelled rows of the final fit
     n_final_events: int = 0
-
-
-def expected_calibration_error(delivered, p, n_bins: int = ECE_BINS) -> float:
-    """ECE: sum over equal-width probability bins of (rows in bin / rows) x |observed rate
-    - mean p| [Naeini et al. 2015, AAAI]. 0 is perfect; dimensionless, in [0, 1]."""
-    y = np.asarray(delivered, dtype=float)
-    p = np.asarray(p, dtype=float)
-    if len(y) == 0:
-        return float("nan")
-    bins = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
-    total = 0.0
-    for b in np.unique(bins):
-        inside = bins == b
-        total += inside.sum() / len(y) * abs(y[inside].mean() - p[inside].mean())
-    return float(total)
-
-
-def probability_metrics(delivered, p, achieved, expected) -> dict[str, float]:
-    """Brier, log loss, ROC AUC (NaN with one class), ECE (10 bins), MAE of the expected
-    achievement, and the number of rows."""
-    y = np.asarray(delivered, dtype=bool)
-    p = np.clip(np.asarray(p, dtype=float), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
-    two = y.any() and not y.all()
-    return {
-        "brier": float(brier_score_loss(y, p)),
-        "log_loss": float(log_loss(y, p, labels=[False, True])),
-        "roc_auc": float(roc_auc_score(y, p)) if two else float("nan"),
-        "ece": expected_calibration_error(y, p),
-        "mae_achievement": float(np.mean(np.abs(np.asarray(achieved, float)
-                                                - np.asarray(expected, float)))),
-        "n": float(len(y)),
-    }
+    resources: ResourceFit | None = None  # the resource-level model, where settled so
 
 
 def split_events(features: pd.DataFrame, test_fraction: float) -> tuple[np.ndarray, pd.Timestamp]:
@@ -275,9 +260,18 @@ def historical_as_of(events: pd.DataFrame, rows: pd.DataFrame, rule: SettlementR
 
 def train_response_core(source: Portfolio | Mapping | ResponseData,
                         rule: SettlementRule | None = None,
-                        config: ResponseTrainingConfig | None = None) -> ResponseTrainResult:
+                        config: ResponseTrainingConfig | None = None,
+                        truth: pd.DataFrame | None = None) -> ResponseTrainResult:
     """Score a fit on the earlier events on the latest ``test_fraction``, then refit on
-    every labelled row (see module doc)."""
+    every labelled row (see module doc).
+
+    ``truth``: optional, for evaluation only (synthetic data): rows ``event_id``,
+    ``customer_id``, ``p_deliver_true`` (customer level; ``level``/``resource_id`` columns
+    are honoured), the generator's true probability of delivering. It never reaches a fit:
+    it adds ``p_true`` to the held-out predictions, ``mae_vs_truth``/``ece_vs_truth`` to
+    every method's metrics, and a ``truth`` row (the true probability scored as a method:
+    the floor of the Brier score).
+    """
     rule = rule or SettlementRule()
     config = config or ResponseTrainingConfig()
     data = response_data(source)
@@ -318,6 +312,20 @@ def train_response_core(source: Portfolio | Mapping | ResponseData,
     }, index=x_test.index)
     metrics = {m: probability_metrics(delivered, table[f"{m}_p_deliver"], table["achievement"],
                                       table[f"{m}_expected_achievement"]) for m in METHODS}
+    reference = metrics["historical_rate"]["brier"]
+    for m in METHODS:
+        metrics[m]["brier_skill"] = brier_skill(metrics[m]["brier"], reference)
+    if truth is not None:
+        table["p_true"] = customer_truth(truth).reindex(table.index).to_numpy()
+        for m in METHODS:
+            metrics[m].update(truth_metrics(table[f"{m}_p_deliver"], table["p_true"]))
+        known = table[table["p_true"].notna()]
+        metrics[TRUTH] = {
+            **probability_metrics(known["delivered"], known["p_true"], known["achievement"],
+                                  known["model_expected_achievement"]),
+            "mae_achievement": float("nan"), "mae_vs_truth": 0.0, "ece_vs_truth": 0.0,
+            "n_truth": float(len(known))}
+        metrics[TRUTH]["brier_skill"] = brier_skill(metrics[TRUTH]["brier"], reference)
     # the final fit: every labelled row (unsettled ones carry no label); the estimator
     # orders them by start and calibrates on its own latest slice, as the scoring fit did
     t0 = time.perf_counter()
@@ -327,6 +335,8 @@ def train_response_core(source: Portfolio | Mapping | ResponseData,
              "%s; the registered fit uses events starting up to %s", data.name,
              scoring_model.training_window_[1], count_events(table), test_start,
              model.training_window_[1])
+
+    resources = fit_resource_models(data, rule, config, test_start, truth)
 
     def n_events(mask: np.ndarray) -> int:
         return count_events(features[mask])
@@ -338,7 +348,17 @@ def train_response_core(source: Portfolio | Mapping | ResponseData,
         metrics=metrics, fit_seconds=fit_seconds,
         scoring_model=scoring_model, scoring_fit_seconds=scoring_seconds,
         n_train_events=n_events(train & labelled), n_final_rows=int(labelled.sum()),
-        n_final_events=n_events(labelled))
+        n_final_events=n_events(labelled), resources=resources)
+
+
+def customer_truth(truth: pd.DataFrame) -> pd.Series:
+    """``p_deliver_true`` of the customer-level rows of a truth table, indexed by
+    (event_id, customer_id)."""
+    rows = truth
+    if "level" in rows:
+        rows = rows[rows["level"] == "customer"]
+    index = pd.MultiIndex.from_frame(rows[["event_id", "customer_id"]].astype(str))
+    return pd.Series(rows["p_deliver_true"].to_numpy(dtype=float), index=index)
 
 
 def count_events(rows: pd.DataFrame) -> int:
@@ -358,8 +378,10 @@ class ResponsePyfunc(mlflow.pyfunc.PythonModel):
     expected_achievement. Callers that build features themselves unwrap the estimator:
     ``load_model(...).unwrap_python_model().model``."""
 
-    def __init__(self, model: ResponseLikelihood):
+    def __init__(self, model: ResponseLikelihood,
+                 resource_model: ResponseLikelihood | None = None):
         self.model = model
+        self.resource_model = resource_model  # per-resource likelihood, where settled so
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         del context, params
@@ -367,31 +389,38 @@ class ResponsePyfunc(mlflow.pyfunc.PythonModel):
 
 
 def reliability_diagram(predictions: pd.DataFrame, title: str, n_bins: int = ECE_BINS):
-    """Observed delivered rate against mean predicted probability per bin, per method, with
-    the histogram of the model's probabilities below."""
+    """Reliability diagram of the held-out rows, ``n_bins`` equal-width bins of the predicted
+    probability: observed delivered rate against mean predicted probability per bin, per
+    method; with ``p_true`` in ``predictions`` (the generator's truth) a second panel of the
+    mean true probability against the mean predicted one. The histogram of the model's
+    probabilities below."""
     from pipelines import plots
 
-    fig, (ax, hist_ax) = plots.plt.subplots(
-        2, 1, figsize=(6, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfectly calibrated")
-    y = predictions["delivered"].to_numpy(dtype=float)
-    for method, marker in zip(METHODS, ("o", "s", "^"), strict=True):
-        p = predictions[f"{method}_p_deliver"].to_numpy(dtype=float)
-        bins = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
-        xs, ys = [], []
-        for b in np.unique(bins):
-            inside = bins == b
-            xs.append(p[inside].mean())
-            ys.append(y[inside].mean())
-        ax.plot(xs, ys, marker=marker, label=method)
-    ax.set_ylabel("observed delivered rate")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=8)
-    hist_ax.hist(predictions["model_p_deliver"], bins=n_bins, range=(0, 1), color="C0")
-    hist_ax.set_xlabel("predicted p_deliver")
-    hist_ax.set_ylabel("rows")
+    panels = [("delivered", "observed delivered rate")]
+    if "p_true" in predictions and predictions["p_true"].notna().any():
+        panels.append(("p_true", "mean true probability (generator)"))
+    fig, axes = plots.plt.subplots(
+        2, len(panels), figsize=(6 * len(panels), 6.5), squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    for col, (reference, label) in enumerate(panels):
+        ax, hist_ax = axes[0, col], axes[1, col]
+        rows = predictions[predictions[reference].notna()]
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfectly calibrated")
+        for method, marker in zip(METHODS, ("o", "s", "^"), strict=True):
+            p = rows[f"{method}_p_deliver"].to_numpy(dtype=float)
+            curve = reliability_curve(rows[reference].to_numpy(dtype=float), p, n_bins)
+            ece = expected_calibration_error(rows[reference].to_numpy(dtype=float), p, n_bins)
+            ax.plot(curve["mean_p"], curve["mean_reference"], marker=marker,
+                    label=f"{method} (ECE {ece:.3f})")
+        ax.set_ylabel(label)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{title}: vs {'outcomes' if reference == 'delivered' else 'truth'}",
+                     fontsize=9)
+        ax.legend(loc="upper left", fontsize=8)
+        hist_ax.hist(rows["model_p_deliver"], bins=n_bins, range=(0, 1), color="C0")
+        hist_ax.set_xlabel(f"predicted p_deliver ({n_bins} equal-width bins)")
+        hist_ax.set_ylabel("rows")
     fig.tight_layout()
     return fig
 
@@ -423,6 +452,7 @@ def log_and_register(client, data: ResponseData, result: ResponseTrainResult,
     with mlflow.start_run(experiment_id=exp_id, run_name=f"train {REGISTERED_NAME}") as run:
         final, scoring = result.model, result.scoring_model
         mlflow.set_tags({"pipeline": KIND, "dataset": data.name,
+                         "scored_against_truth": str("p_true" in result.predictions),
                          "test_start": result.test_start.isoformat(),
                          "calibration": final.calibration_,
                          "registered_model": "final fit on all settled events"})
@@ -448,6 +478,10 @@ def log_and_register(client, data: ResponseData, result: ResponseTrainResult,
             prefix = "holdout_" if method == "model" else f"holdout_{method}_"
             metrics.update({f"{prefix}{k}": float(v) for k, v in scores.items()
                             if np.isfinite(v)})
+        if result.resources is not None:
+            for method, scores in result.resources.metrics.items():
+                metrics.update({f"holdout_{method}_{k}": float(v) for k, v in scores.items()
+                                if np.isfinite(v)})
         if champion_scores:
             metrics.update({f"champion_holdout_{k}": float(v)
                             for k, v in champion_scores.items() if np.isfinite(v)})
@@ -467,7 +501,7 @@ def log_and_register(client, data: ResponseData, result: ResponseTrainResult,
             plots.plt.close(fig)
         example = result.test_features[list(final.feature_names_in_)].head(3)
         example = example.reset_index(drop=True)
-        wrapped = ResponsePyfunc(final)
+        wrapped = ResponsePyfunc(final, result.resources.model if result.resources else None)
         signature = infer_signature(example, wrapped.predict(None, example))
         info = mlflow.pyfunc.log_model(name="model", python_model=wrapped, signature=signature,
                                        input_example=example,
@@ -497,12 +531,14 @@ def _window_params(prefix: str, model: ResponseLikelihood, n_rows: int, n_events
 def train_response(source: Portfolio | Mapping | ResponseData,
                    rule: SettlementRule | None = None,
                    config: ResponseTrainingConfig | None = None,
-                   uri: str | None = None) -> tuple[ResponseTrainResult, dict]:
-    """``train_response_core`` then ``log_and_register``; returns (result, decision)."""
+                   uri: str | None = None,
+                   truth: pd.DataFrame | None = None) -> tuple[ResponseTrainResult, dict]:
+    """``train_response_core`` then ``log_and_register``; returns (result, decision).
+    ``truth``: optional true probabilities for evaluation only (see train_response_core)."""
     rule = rule or SettlementRule()
     config = config or ResponseTrainingConfig()
     data = response_data(source)
-    result = train_response_core(data, rule, config)
+    result = train_response_core(data, rule, config, truth)
     with tracking_session(uri) as client:
         return result, log_and_register(client, data, result, config)
 
@@ -510,6 +546,7 @@ def train_response(source: Portfolio | Mapping | ResponseData,
 class Champion(NamedTuple):
     model: ResponseLikelihood
     version: str
+    resource_model: ResponseLikelihood | None = None  # per-resource likelihood
 
 
 def load_champion(uri: str | None = None) -> Champion:
@@ -521,7 +558,9 @@ def load_champion(uri: str | None = None) -> Champion:
             raise ModelNotFoundError(f"no champion of {REGISTERED_NAME!r} in the registry; "
                                      "train one with `vpp response-train --data DIR`")
         loaded = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}/{current.version}")
-        return Champion(loaded.unwrap_python_model().model, str(current.version))
+        wrapped = loaded.unwrap_python_model()
+        return Champion(wrapped.model, str(current.version),
+                        getattr(wrapped, "resource_model", None))
 
 
 def hypothetical_event(customers: list[str], start, end, notice_time, target_kw: list[float],

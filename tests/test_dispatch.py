@@ -347,3 +347,23 @@ def test_cli_dispatch_bad_input_exits_2(portfolio_dir):
     assert "error: --start '2025-06-10T14:00:00' has no UTC offset" in result.output
     result = CliRunner().invoke(app, cli_args(portfolio_dir, **{"--target-kw": "-100"}))
     assert result.exit_code == 2 and "valley filling" in result.output
+
+
+def test_cli_dispatch_prints_three_plans_above_the_threshold(portfolio_dir, tmp_path):
+    out = tmp_path / "plans.csv"
+    result = CliRunner().invoke(app, cli_args(portfolio_dir, **{
+        "--approval-threshold-kw": "100", "--out": str(out)}))
+    assert result.exit_code == 0, result.output
+    assert ("semi-automatic: target 500.0 kW exceeds the approval threshold 100.0 kW"
+            in result.output)
+    assert "alternative plans (approval required)" in result.output
+    assert "correlation rho " in result.output and "if resources were independent" in (
+        result.output)
+    written = pd.read_csv(out)
+    assert list(written["plan"].unique()) == ["lowest_cost", "highest_reliability",
+                                              "least_production_impact"]
+    for _, plan in written.groupby("plan"):
+        assert plan["expected_kw"].sum() >= 550.0 - 1e-3
+    default = CliRunner().invoke(app, cli_args(portfolio_dir))
+    assert default.exit_code == 0 and "automatic: one plan, no approval required" in (
+        default.output)

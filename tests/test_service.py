@@ -47,7 +47,8 @@ def served(tmp_path_factory):
            "MLFLOW_ARTIFACTS_DIR": str(tmp / "artifacts"),
            "VPP_KEYS_URL": f"sqlite:///{tmp / 'keys.db'}",
            "VPP_AUDIT_LOG": str(tmp / "audit" / "audit.jsonl"),
-           "VPP_FORECAST_STORE_URL": str(tmp / "forecast_store")}
+           "VPP_FORECAST_STORE_URL": str(tmp / "forecast_store"),
+           "VPP_REGISTRY_TTL_SECONDS": "1"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     train_site(read_portfolio(data), "load_x",
@@ -114,14 +115,27 @@ def test_bad_requests_get_4xx_with_a_fix(client, body, status, hint):
     assert hint.lower() in r.text.lower()
 
 
+def _until(call, done, timeout_s: float = 10.0):
+    """``call()`` until ``done(result)`` (the alias refresh runs every TTL / 2 = 0.5 s)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = call()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
 def test_no_champion_is_503_with_the_reason(client, served):
+    """A removed alias is seen without a restart, and so is its return."""
     from mlflow import MlflowClient
 
     registry = MlflowClient(served["MLFLOW_TRACKING_URI"])
     registry.delete_registered_model_alias("load-load_x", "champion")
     try:
-        r = client.post("/forecast", json=DAY_AHEAD)
+        r = _until(lambda: client.post("/forecast", json={**DAY_AHEAD, "source": "compute"}),
+                   lambda r: r.status_code != 200)
         assert r.status_code == 503 and "vpp train --kind load --site load_x" in r.text
+        assert r.json()["type"] == "ModelNotFoundError"
     finally:
         registry.set_registered_model_alias("load-load_x", "champion", "1")
     assert client.post("/forecast", json=DAY_AHEAD).status_code == 200
@@ -213,6 +227,30 @@ def test_dispatch_endpoint_allocates_eligible_resources(client):
     # Beta-shrunk history of cx: 2 of 3 delivered, portfolio rate 2/3 -> 2/3
     assert [a["p_deliver"] for a in body["allocations"]] == [pytest.approx(2 / 3)] * 2
     assert 0 <= body["p_meets_threshold"] <= 1
+    assert body["mode"] == "automatic" and not body["approval_required"]
+    assert len(body["plans"]) == 1 and body["plans"][0]["approval_required"] is False
+    assert body["correlation"] == 0 and "fewer than 5" in body["correlation_note"]
+
+
+def test_dispatch_above_the_approval_threshold_answers_three_plans(client):
+    r = client.post("/dispatch", json={**DISPATCH, "approval_threshold_kw": 100})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["mode"] == "semi_automatic" and body["approval_required"]
+    assert body["approval_reasons"] == [
+        "target 250.0 kW exceeds the approval threshold 100.0 kW"]
+    names = [p["name"] for p in body["plans"]]
+    assert names == ["lowest_cost", "highest_reliability", "least_production_impact"]
+    assert all(p["approval_required"] for p in body["plans"])
+    first = body["plans"][0]
+    for key in ("p_meets_threshold", "p_meets_threshold_independent", "total_cost_cny",
+                "planned_expected_kw", "allocations"):
+        assert body[key] == first[key]
+    # cx's share is of load_x's contracted 2,000 kW (sites.csv)
+    (cx,) = first["by_customer"]
+    assert cx["curtailed_share"] == pytest.approx(cx["allocated_kw"] / 2000.0)
+    r = client.post("/dispatch", json={**DISPATCH, "approval_threshold_kw": -1})
+    assert r.status_code == 400 and "approval_threshold_kw" in r.text
 
 
 @pytest.mark.parametrize("change, status, hint", [

@@ -7,6 +7,12 @@ for an unknown customer or site, ``DataError`` subclasses for bad windows or rea
 to HTTP 4xx/503. A baseline only ever uses readings from before the event start (day-of
 adjustments: before the notice), whatever the portfolio holds after it.
 
+``/baseline/measure`` also answers the energy reduced and the CO2 avoided so far
+(``forecasting.carbon``; the factor and its source in the answer) and refuses readings that
+cannot be physical (``check_readings``): non-finite numbers or |load_kw| above
+``serving.limits.MAX_ABS_LOAD_KW`` in the schema, then above ``LOAD_SCALE_FACTOR`` x the
+customer's capacity, or net infeed from a customer whose history never fed in.
+
 ``ml_models`` maps a customer id (or ``"pooled"``) to a fitted ``MLBaseline``; the service
 loads it from the registry (``pipelines.baselines.load_champion``). Its recent-level history
 is refreshed from the portfolio for each request (``set_history``).
@@ -15,20 +21,35 @@ is refreshed from the portfolio for each request (``set_history``).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from forecasting.errors import DataError
+from forecasting.carbon import MAX_FACTOR_KG_PER_KWH
+from forecasting.errors import DataError, ImpossibleValueError
 from forecasting.portfolio import Portfolio
 from forecasting.settlement import SettlementRule, aggregate_readings, interval_results
 from models.baselines.ml import MLBaseline
 from pipelines.baseline_eval import customer_event_days, customer_load
-from pipelines.measurement import baseline_for_customer
-from serving.limits import MAX_EVENT_WINDOW, MAX_READINGS, check_count, check_window
+from pipelines.measurement import (
+    baseline_for_customer,
+    customer_emissions,
+    portfolio_emission_factors,
+)
+from serving.limits import (
+    LOAD_SCALE_FACTOR,
+    MAX_ABS_LOAD_KW,
+    MAX_EVENT_WINDOW,
+    MAX_READINGS,
+    MAX_SETTLEMENT_RATIO,
+    NEGATIVE_LOAD_TOLERANCE,
+    check_count,
+    check_window,
+)
 
 Method = Literal["auto", "similar_days", "x_of_y", "pre_event", "ml"]
 
@@ -87,19 +108,36 @@ class BaselineResponse(BaseModel):
 
 
 class Reading(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
     timestamp: AwareDatetime = Field(description="start of the reading interval")
-    load_kw: float = Field(description="mean power over the reading interval, kW")
+    load_kw: float = Field(
+        ge=-MAX_ABS_LOAD_KW, le=MAX_ABS_LOAD_KW,
+        description="mean power over the reading interval, kW (consumption positive, net "
+        f"infeed negative); a finite number, |load_kw| <= {MAX_ABS_LOAD_KW:g}, and at most "
+        f"{LOAD_SCALE_FACTOR:g} x the customer's contracted capacity (its peak reading where "
+        "capacity_kw is not declared); negative beyond "
+        f"{NEGATIVE_LOAD_TOLERANCE:.0%} of that only where its history shows net infeed "
+        "(400 else)")
 
 
 class MeasureRequest(_Target):
     """Readings so far during an event (any regular resolution 5 s .. 15 min)."""
 
-    target_kw: float = Field(description="committed change, kW: reduction positive, valley "
-                             "filling negative")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    target_kw: float = Field(ge=-MAX_ABS_LOAD_KW, le=MAX_ABS_LOAD_KW,
+                             description="committed change, kW: reduction positive, valley "
+                             "filling negative; finite and non-zero")
     readings: list[Reading] = Field(min_length=1, description="readings since the start; at "
                                     f"most {MAX_READINGS} (422 beyond)")
     rule: SettlementRule | None = Field(None, description="settlement rule (default rule if "
-                                        "omitted)")
+                                        "omitted); its ratios finite, at most "
+                                        f"{MAX_SETTLEMENT_RATIO:g}")
+    emission_factor_kg_per_kwh: float | None = Field(
+        None, gt=0, le=MAX_FACTOR_KG_PER_KWH,
+        description="grid emission factor for every interval, kg CO2/kWh (default: the "
+        "portfolio's emission_factors.csv, else the MEE/NBS 2023 national average 0.5306)")
 
     @model_validator(mode="after")
     def _nonzero_target(self):
@@ -107,6 +145,16 @@ class MeasureRequest(_Target):
             raise ValueError("target_kw must be non-zero (positive = reduction, negative = "
                              "valley filling)")
         return self
+
+    @field_validator("rule")
+    @classmethod
+    def _finite_rule(cls, rule: SettlementRule | None) -> SettlementRule | None:
+        for name, value in (rule.model_dump() if rule is not None else {}).items():
+            if isinstance(value, float) and not (math.isfinite(value)
+                                                 and abs(value) <= MAX_SETTLEMENT_RATIO):
+                raise ValueError(f"rule.{name} is {value}; give a finite ratio within 0 .. "
+                                 f"{MAX_SETTLEMENT_RATIO:g} (e.g. 0.8 for 80 %)")
+        return rule
 
 
 class MeasureInterval(BaseModel):
@@ -119,6 +167,13 @@ class MeasureInterval(BaseModel):
     coverage: float | None = Field(description="readings present / expected, 0..1")
     reduction_kw: float | None = Field(description="baseline - actual")
     achievement: float | None = Field(description="reduction / target")
+    emission_factor_kg_per_kwh: float = Field(description="grid emission factor, kg CO2/kWh")
+    reduced_kwh: float | None = Field(None, description="energy below the baseline so far "
+                                      "(reduction x interval x coverage, >= 0)")
+    increased_kwh: float | None = Field(None, description="energy above the baseline so "
+                                        "far (>= 0)")
+    avoided_co2_kg: float | None = Field(None, description="reduced_kwh x factor")
+    added_co2_kg: float | None = Field(None, description="increased_kwh x factor")
 
 
 class MeasureResponse(BaseModel):
@@ -131,6 +186,15 @@ class MeasureResponse(BaseModel):
     reduction_kw: float | None = Field(description="mean reduction over measured intervals")
     achievement: float | None = Field(description="mean reduction / target so far")
     on_track: bool = Field(description="achievement so far reaches the rule's threshold")
+    reduced_kwh: float = Field(description="energy below the baseline so far, kWh")
+    increased_kwh: float = Field(description="energy above the baseline so far, kWh "
+                                 "(valley filling, rebound)")
+    avoided_co2_kg: float = Field(description="CO2 avoided so far: reduced kWh x factor")
+    added_co2_kg: float = Field(description="CO2 added so far: increased kWh x factor")
+    net_avoided_co2_kg: float = Field(description="avoided - added, kg CO2")
+    emission_factor_kg_per_kwh: float = Field(description="mean factor of the measured "
+                                              "intervals, kg CO2/kWh")
+    emission_factor_source: str = Field(description="where the factor came from")
     intervals: list[MeasureInterval]
 
 
@@ -160,9 +224,9 @@ def _ml_model(ml_models, cid, load, days, request) -> MLBaseline | None:
     return model.set_history({cid: load}, {cid: days})
 
 
-def _baseline(portfolio, request, ml_models):
+def _baseline(portfolio, request, ml_models, history=None):
     check_window(request.start, request.end, MAX_EVENT_WINDOW, "event window")
-    load, tz, country, days, cid = _history(portfolio, request)
+    load, tz, country, days, cid = history or _history(portfolio, request)
     known = load[load.index < pd.Timestamp(request.start)]
     if known.empty:
         raise DataError(f"no readings of {request.customer_id or request.site_id} before "
@@ -199,12 +263,56 @@ def _opt(row, col):
     return None if value is None or pd.isna(value) else float(value)
 
 
+def _load_sites(portfolio: Portfolio, request: _Target) -> list:
+    if request.site_id is not None:
+        return [portfolio.site(request.site_id)]
+    return [s for s in portfolio.sites.values()
+            if s.kind == "load" and s.customer_id == request.customer_id]
+
+
+def check_readings(readings: pd.Series, history: pd.Series, sites: list, who: str) -> None:
+    """Refuse physically absurd readings (``ImpossibleValueError``, 400) with what to fix.
+
+    Scale = the sites' summed ``capacity_kw`` when every site declares it, else the largest
+    |reading| of the history. A reading beyond ``LOAD_SCALE_FACTOR`` x scale is refused (a
+    unit error: W or MW for kW); a negative one (net infeed) below
+    ``-NEGATIVE_LOAD_TOLERANCE`` x scale only where the history never shows net infeed.
+    """
+    capacities = [s.capacity_kw for s in sites]
+    declared = bool(capacities) and all(c is not None and c > 0 for c in capacities)
+    peak = float(np.nanmax(np.abs(history.to_numpy()))) if len(history) else 0.0
+    scale, basis = ((float(sum(capacities)), "contracted capacity") if declared
+                    else (peak, "largest reading"))
+    if not scale > 0:
+        return  # no scale to compare with (the baseline then refuses the empty history)
+    bound = LOAD_SCALE_FACTOR * scale
+    high = readings.abs() > bound
+    if high.any():
+        ts = readings.index[high.to_numpy()][0]
+        raise ImpossibleValueError(
+            f"reading load_kw = {readings[ts]:g} at {ts.isoformat()} is beyond "
+            f"{LOAD_SCALE_FACTOR:g} x the {basis} of {who} ({scale:g} kW): send mean kW per "
+            "reading interval (not W or MW), or check capacity_kw in sites.csv")
+    infeed_seen = bool((history < 0).any())
+    floor = -bound if infeed_seen else -NEGATIVE_LOAD_TOLERANCE * scale
+    low = readings < floor
+    if low.any():
+        ts = readings.index[low.to_numpy()][0]
+        raise ImpossibleValueError(
+            f"reading load_kw = {readings[ts]:g} at {ts.isoformat()} is net infeed, but the "
+            f"readings of {who} before the event never are (below "
+            f"-{NEGATIVE_LOAD_TOLERANCE:.0%} of its {basis}, {scale:g} kW, is refused): "
+            "consumption is positive (DATA_FORMAT.md), check the sign")
+
+
 def handle_measure(portfolio: Portfolio, request: MeasureRequest,
                    ml_models: Mapping[str, MLBaseline] | None = None) -> MeasureResponse:
-    """``POST /baseline/measure``: reduction and achievement so far during an event.
+    """``POST /baseline/measure``: reduction, achievement and avoided emissions so far.
 
     Readings (any regular resolution from 5 s to the rule's interval) are averaged to the
-    settlement interval (15 min by default); they must lie inside the event window.
+    settlement interval (15 min by default); they must lie inside the event window and be
+    physically plausible (``check_readings``). Emissions (``forecasting.carbon``): each
+    interval's kWh so far (reduction x width x coverage) times the grid emission factor.
     """
     check_count(request.readings, MAX_READINGS, "readings")
     rule = request.rule or SettlementRule()
@@ -216,31 +324,46 @@ def handle_measure(portfolio: Portfolio, request: MeasureRequest,
     if outside.any():
         raise DataError(f"reading at {readings.index[outside][0]} lies outside the event "
                         f"window {start} .. {end}; send only readings since the start")
+    history = _history(portfolio, request)
+    sites = _load_sites(portfolio, request)
+    check_readings(readings, history[0][history[0].index < start], sites,
+                   f"customer {request.customer_id}" if request.customer_id is not None
+                   else f"site {request.site_id}")
     agg = aggregate_readings(readings.sort_index(), rule.interval_minutes, "readings")
-    details, _, _, tz = _baseline(portfolio, request, ml_models)
+    details, _, _, tz = _baseline(portfolio, request, ml_models, history)
     base = details.frame
     if len(base) > 1 and base.index[1] - base.index[0] < pd.Timedelta(
             minutes=rule.interval_minutes):
         base = base.groupby(base.index.floor(f"{rule.interval_minutes}min")).mean()
     rows = interval_results(base["baseline_kw"], agg["actual_kw"], request.target_kw)
     coverage = agg["coverage"].reindex(rows.index)
+    factors = portfolio_emission_factors(
+        portfolio, override_kg_per_kwh=request.emission_factor_kg_per_kwh)
+    so_far = rows.assign(reduction_kw=rows["reduction_kw"] * coverage.clip(upper=1.0))
+    carbon_rows, carbon = customer_emissions(so_far, factors, [s.site_id for s in sites], tz,
+                                             rule.interval_minutes)
     measured = rows.dropna(subset=["actual_kw"])
     reduction = float(measured["reduction_kw"].mean()) if len(measured) else None
     achievement = reduction / request.target_kw if reduction is not None else None
     intervals = []
     for ts, row in rows.iterrows():
+        co2 = carbon_rows.loc[ts]
+        seen = pd.notna(row["actual_kw"])
         intervals.append(MeasureInterval(
             timestamp=ts.tz_convert(tz).to_pydatetime(), baseline_kw=float(row["baseline_kw"]),
             baseline_p10_kw=_opt(base.loc[ts], "baseline_p10_kw"),
             baseline_p90_kw=_opt(base.loc[ts], "baseline_p90_kw"),
             actual_kw=_none(row["actual_kw"]), coverage=_none(coverage.loc[ts]),
-            reduction_kw=_none(row["reduction_kw"]), achievement=_none(row["achievement"])))
+            reduction_kw=_none(row["reduction_kw"]), achievement=_none(row["achievement"]),
+            emission_factor_kg_per_kwh=float(co2["emission_factor_kg_per_kwh"]),
+            **{c: float(co2[c]) if seen else None
+               for c in ("reduced_kwh", "increased_kwh", "avoided_co2_kg", "added_co2_kg")}))
     return MeasureResponse(
         customer_id=request.customer_id, site_id=request.site_id, method=details.method,
         target_kw=request.target_kw, n_intervals=len(rows), n_measured=len(measured),
         reduction_kw=reduction, achievement=achievement,
         on_track=bool(achievement is not None and achievement >= rule.min_achievement_ratio),
-        intervals=intervals)
+        intervals=intervals, **carbon)
 
 
 def _none(value) -> float | None:
@@ -249,4 +372,5 @@ def _none(value) -> float | None:
 
 
 __all__ = ["BaselinePoint", "BaselineRequest", "BaselineResponse", "MeasureInterval",
-           "MeasureRequest", "MeasureResponse", "Reading", "handle_baseline", "handle_measure"]
+           "MeasureRequest", "MeasureResponse", "Reading", "check_readings", "handle_baseline",
+           "handle_measure"]

@@ -37,3 +37,10 @@ def check_count(items: Sized | None, bound: int, what: str) -> None:
 def _days(span: timedelta) -> str:
     days = span / timedelta(days=1)
     return f"{days:g} days" if days >= 1 else f"{span / timedelta(hours=1):g} h"
+
+
+# /baseline/measure: the readings and target of one customer or site
+MAX_ABS_LOAD_KW = 1e7  # 10 GW: no single customer draws more; beyond is a unit error
+LOAD_SCALE_FACTOR = 10.0  # a reading beyond 10 x the customer's capacity (or peak) is refused
+NEGATIVE_LOAD_TOLERANCE = 0.02  # share of that scale a never-infeeding meter may read below 0
+MAX_SETTLEMENT_RATIO = 10.0  # any ratio of a request's settlement rule

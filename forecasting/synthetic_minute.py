@@ -75,13 +75,13 @@ def ramp_shape(first_share: float, ramp_min: float, n_minutes: int) -> np.ndarra
     ramp0 = float(min(max(ramp_min, 0.5), INTERVAL_MINUTES))
     if first_mean(0.0, ramp0) < share:  # faster than the resources: shorten the ramp
         lo, hi = 1e-3, ramp0
-        for _ in range(50):
+        for _ in range(30):
             ramp = (lo + hi) / 2
             lo, hi = (lo, ramp) if first_mean(0.0, ramp) < share else (ramp, hi)
         delay, ramp = 0.0, (lo + hi) / 2
     else:  # the delay that gives the metered first quarter hour (ramp kept in it)
         lo, hi = 0.0, float(INTERVAL_MINUTES)
-        for _ in range(50):
+        for _ in range(30):
             delay = (lo + hi) / 2
             ramp = min(ramp0, INTERVAL_MINUTES - delay)
             lo, hi = (delay, hi) if first_mean(delay, ramp) > share else (lo, delay)
@@ -127,27 +127,34 @@ def event_readings(rng: np.random.Generator, frames: dict[str, pd.DataFrame],
     site_of = sites.dropna(subset=["customer_id"]).query("kind == 'load'")
     site_of = dict(zip(site_of["customer_id"], site_of["site_id"], strict=True))
     index = load_kw_without_events.index
+    stamps_ns = index.as_unit("ns").asi8
     metered_of = {sid: rows["load_kw"].to_numpy() for sid, rows in meas.groupby("site_id")
                   if sid in set(site_of.values())}
-    parts = []
-    for event_id in minute_events(events):
-        for row in events[events["event_id"] == event_id].itertuples():
-            site_id = site_of[row.customer_id]
-            first = index.get_indexer([row.start])[0]
-            stop = index.get_indexer([row.end - pd.Timedelta(minutes=INTERVAL_MINUTES)])[0] + 1
-            n_pre = min(PRE_EVENT_MINUTES // INTERVAL_MINUTES, first)
-            window = slice(first - n_pre, stop)
-            metered = metered_of[site_id][window]
-            response = load_kw_without_events[site_id].to_numpy()[window] - metered
-            load = customer_minutes(rng, metered, response, n_pre,
-                                    ramp_minutes(frames["resources"], row.customer_id))
-            stamps = pd.date_range(index[first - n_pre], periods=load.size, freq="1min")
-            parts.append(pd.DataFrame({"event_id": event_id, "customer_id": row.customer_id,
-                                       "timestamp": stamps,
-                                       "load_kw": np.round(load, DECIMALS)}))
-    if not parts:
+    ramp_of = {c: ramp_minutes(frames["resources"], c) for c in site_of}
+    chosen = events[events["event_id"].isin(minute_events(events))]
+    order = {e: i for i, e in enumerate(minute_events(events))}
+    chosen = chosen.iloc[np.argsort(chosen["event_id"].map(order).to_numpy(), kind="stable")]
+    ids, customers, starts, loads = [], [], [], []
+    minute_ns = 60_000_000_000
+    for row in chosen.itertuples():
+        site_id = site_of[row.customer_id]
+        first = int(np.searchsorted(stamps_ns, pd.Timestamp(row.start).as_unit("ns").value))
+        stop = int(np.searchsorted(stamps_ns, pd.Timestamp(row.end).as_unit("ns").value))
+        n_pre = min(PRE_EVENT_MINUTES // INTERVAL_MINUTES, first)
+        window = slice(first - n_pre, stop)
+        metered = metered_of[site_id][window]
+        response = load_kw_without_events[site_id].to_numpy()[window] - metered
+        load = customer_minutes(rng, metered, response, n_pre, ramp_of[row.customer_id])
+        ids.append(np.full(load.size, row.event_id, dtype=object))
+        customers.append(np.full(load.size, row.customer_id, dtype=object))
+        starts.append(stamps_ns[first - n_pre] + minute_ns * np.arange(load.size))
+        loads.append(np.round(load, DECIMALS))
+    if not loads:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
-    return pd.concat(parts, ignore_index=True)[COLUMNS]
+    return pd.DataFrame({
+        "event_id": np.concatenate(ids), "customer_id": np.concatenate(customers),
+        "timestamp": pd.to_datetime(np.concatenate(starts), utc=True).as_unit(index.unit),
+        "load_kw": np.concatenate(loads)})
 
 
 def write_event_readings(readings: pd.DataFrame, out_dir: Path) -> Path | None:

@@ -189,6 +189,7 @@ class Portfolio:
     source: Path
     notes: list[str] = field(default_factory=list)
     event_readings: pd.DataFrame = field(default_factory=empty_event_readings, repr=False)
+    _site_data: dict[str, SiteData] = field(default_factory=dict, repr=False, compare=False)
 
     def site(self, site_id: str) -> Site:
         try:
@@ -197,13 +198,21 @@ class Portfolio:
             known = sorted(self.sites)
             shown = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
             raise UnknownSiteError(
-                f"unknown site {site_id!r} in {self.source}; known sites: {shown}"
+                f"unknown site {shown_id(site_id)} in {self.source}; known sites: {shown}"
             ) from None
 
     def sites_of_kind(self, kind: str) -> list[Site]:
         return [s for s in self.sites.values() if s.kind == kind]
 
     def site_data(self, site_id: str) -> SiteData:
+        """The site's rows of the tables (built once per site; treat it as read-only: every
+        method of ``SiteData`` returns a new one)."""
+        cached = self._site_data.get(site_id)
+        if cached is None:
+            cached = self._site_data.setdefault(site_id, self._build_site_data(site_id))
+        return cached
+
+    def _build_site_data(self, site_id: str) -> SiteData:
         site = self.site(site_id)
         rows = self.measurements[self.measurements["site_id"] == site_id]
         values = pd.Series(rows["value_kw"].to_numpy(), index=pd.DatetimeIndex(rows["timestamp"]),
@@ -215,6 +224,13 @@ class Portfolio:
         weather = weather.drop(columns=empty)
         return SiteData(site=site, values_kw=values, weather=weather.reset_index(drop=True),
                         prices=self.prices)
+
+
+def shown_id(value: object, limit: int = 64) -> str:
+    """An id as a message may quote it: repr, cut to ``limit`` characters (a request may
+    send megabytes in an id field)."""
+    text = repr(str(value))
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:

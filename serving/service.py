@@ -23,23 +23,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
 
 import bentoml
-import pandas as pd
-from pydantic import AwareDatetime, BaseModel, Field
 from starlette.responses import JSONResponse
 
 from forecasting.errors import DataError, ModelNotFoundError, StaleDataError, UnknownSiteError
 from forecasting.portfolio import Portfolio, read_portfolio
 from models.dispatch import ValleyFillingNotImplementedError
-from pipelines.forecast_store import ForecastStoreError, open_store, stored_forecast
-from pipelines.forecasting import forecast_core, horizon_window
+from pipelines.forecast_store import ForecastStoreError, open_store
 from pipelines.registry import ModelRegistry
 from pipelines.tracking import TrackingUnavailableError
+from serving import health, quiet_logs
 from serving.auth import SecurityMiddleware
 from serving.baseline_api import (
     BaselineRequest,
@@ -58,7 +55,16 @@ from serving.bid_api import (
     handle_capacity,
 )
 from serving.dispatch_api import DispatchRequest, DispatchResponse, handle_dispatch
-from serving.limits import MAX_FORECAST_WINDOW, BoundExceededError, check_window
+from serving.forecast_api import (
+    AnswerCache,
+    ForecastRequest,
+    ForecastResponse,
+    NoStoredForecastError,
+    handle_forecast,
+)
+from serving.health import HealthMiddleware
+from serving.limits import BoundExceededError
+from serving.openapi import DocumentMiddleware
 from serving.response_api import (
     ResponseRequest,
     ResponseResponse,
@@ -69,34 +75,13 @@ from serving.response_api import (
 log = logging.getLogger(__name__)
 
 
-class ForecastPoint(BaseModel):
-    timestamp: AwareDatetime = Field(description="interval start, in the site's local offset")
-    values_kw: dict[str, float] = Field(description="quantile level name (q0.1...) -> kW")
-
-
-class ForecastResponse(BaseModel):
-    site_id: str
-    kind: str
-    timezone: str
-    issue_time: AwareDatetime
-    resolution_minutes: int
-    model_version: str = Field(description="registered model name/version that answered")
-    quantiles: list[float]
-    quality: str = Field(description="'ok', or input flags joined by ';' (stale_measurements, "
-                                     "flatline_removed, missing_weather, stale_weather, "
-                                     "calendar_unannounced, fallback_climatology)")
-    source: Literal["store", "compute"] = Field(
-        description="store: the nightly forecast stored for this issue time; compute: made "
-                    "now from the champion")
-    points: list[ForecastPoint]
-
-
-class NoStoredForecastError(LookupError):
-    """``source: "store"`` was asked and the store holds no full forecast of that issue."""
-
-
-HTTP_STATUS = (((UnknownSiteError, NoStoredForecastError), 404), (ForecastStoreError, 503), ((StaleDataError, BoundExceededError, ValleyFillingNotImplementedError), 422),
-               ((ModelNotFoundError, TrackingUnavailableError), 503), ((DataError, ValueError), 400))
+HTTP_STATUS = (((UnknownSiteError, NoStoredForecastError), 404), (ForecastStoreError, 503),
+               ((StaleDataError, BoundExceededError, ValleyFillingNotImplementedError), 422),
+               ((ModelNotFoundError, TrackingUnavailableError), 503),
+               ((DataError, ValueError), 400))
+MAX_MESSAGE_CHARS = 1000
+# a server-side location in a message: a file/sqlite URI or an absolute path of 3+ parts
+SERVER_PATH = re.compile(r"(?:\b[a-z][a-z0-9+]*:/{2,3})?(?<![\w.])/(?:[\w.~-]+/){2,}[\w.~-]*")
 
 
 def error_response(err: Exception) -> JSONResponse | None:
@@ -107,10 +92,20 @@ def error_response(err: Exception) -> JSONResponse | None:
     """
     for types, status in HTTP_STATUS:
         if isinstance(err, types):
-            log.warning("%s: %s", status, err)
-            return JSONResponse({"error": str(err), "type": type(err).__name__},
+            message = public_message(err)
+            log.warning("%s %s: %s", status, type(err).__name__, message)
+            return JSONResponse({"error": message, "type": type(err).__name__},
                                 status_code=status)
     return None
+
+
+def public_message(err: Exception) -> str:
+    """The error's message as a caller may see it: server paths replaced by ``<server
+    path>``, cut to ``MAX_MESSAGE_CHARS`` (a request may send megabytes in a field)."""
+    text = SERVER_PATH.sub("<server path>", str(err))
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = f"{text[:MAX_MESSAGE_CHARS]}... (message cut at {MAX_MESSAGE_CHARS} characters)"
+    return text
 
 
 def answer(call: Callable[[], object]):
@@ -147,95 +142,57 @@ class RegistryBaselines(Mapping):
         return 1  # never "empty": lookups go to the registry
 
 
-@bentoml.service(traffic={"timeout": 60}, workers=1)
+THREADS = int(os.environ.get("VPP_SERVICE_THREADS", "4"))
+
+
+@bentoml.service(traffic={"timeout": 60}, workers=1, threads=THREADS)
 class VPPService:
-    """Forecasts of load, PV and wind per site, from the registered champion models."""
+    """Forecasts of load, PV and wind per site, from the registered champion models.
+
+    One worker process (rate limits and signature nonces are per process) running the
+    endpoints on ``VPP_SERVICE_THREADS`` threads (default 4), so that a long request does
+    not hold the others in a queue behind it; every request is bounded before any work
+    (``serving.limits``). Champion aliases are looked up again every
+    ``VPP_REGISTRY_TTL_SECONDS`` (default 10) by a background thread.
+    """
 
     def __init__(self) -> None:
         data_dir = os.environ.get("VPP_DATA_DIR")
         if not data_dir:
             raise RuntimeError("set VPP_DATA_DIR to the portfolio directory the service reads")
         self.portfolio: Portfolio = read_portfolio(Path(data_dir))
-        self.registry = ModelRegistry()
+        self.registry = ModelRegistry(
+            ttl_s=float(os.environ.get("VPP_REGISTRY_TTL_SECONDS", "10")))
+        self.registry.probe()
+        self.registry.start_refresh()
         self.baselines = RegistryBaselines(self.registry)
+        self.answers = AnswerCache(int(os.environ.get("VPP_ANSWER_CACHE_SIZE", "4096")))
         self._response_data = None  # built on the first /response-likelihood request
         self.forecast_store = open_store()  # VPP_FORECAST_STORE_URL, else var/forecast_store
-        log.info("serving %d sites from %s; registry %s", len(self.portfolio.sites), data_dir,
-                 self.registry.uri)
+        health.register(self.readiness)
+        log.info("serving %d sites from %s; registry %s (%s)", len(self.portfolio.sites),
+                 data_dir, self.registry.uri, self.registry.state().status)
 
-    @bentoml.api(route="/forecast")
-    def forecast(
-        self,
-        site_id: Annotated[str, Field(description="site_id from sites.csv")],
-        issue_time: Annotated[AwareDatetime | Literal["now"], Field(
-            description="forecast as known at this time (with UTC offset), or 'now'")] = "now",
-        horizon: Annotated[Literal["intraday", "day_ahead", "d_plus_2"] | None, Field(
-            description="named window: intraday = next 4 h; day_ahead = the next local day "
-                        "(96 points at 15 min); d_plus_2 = the day after")] = None,
-        horizon_minutes: Annotated[int | None, Field(
-            ge=1, le=4320, description="window from the next interval, in minutes")] = None,
-        start: Annotated[AwareDatetime | None, Field(description="window start (with end)")
-                         ] = None,
-        end: Annotated[AwareDatetime | None, Field(description="window end, exclusive")] = None,
-        quantiles: Annotated[list[float], Field(
-            min_length=1, max_length=99, description="levels in (0, 1)")] = [0.1, 0.5, 0.9],  # noqa: B006
-        source: Annotated[Literal["auto", "store", "compute"], Field(
-            description="auto: the nightly forecast stored for exactly this issue time and "
-                        "window when the store holds it in full, else computed now; store: "
-                        "only the stored one (404 if absent); compute: always computed")
-                          ] = "auto",
-    ) -> ForecastResponse:
+    @bentoml.on_shutdown
+    def stop_background(self) -> None:
+        self.registry.stop_refresh()
+
+    def readiness(self) -> dict:
+        """What ``GET /readyz`` answers (see ``serving.health``)."""
+        state = self.registry.state()
+        return {"portfolio_sites": len(self.portfolio.sites),
+                "registry": {"status": state.status, "checked_at": state.checked_at,
+                             "last_ok_at": state.last_ok_at, "error": public_message(
+                                 Exception(state.error)) if state.error else ""},
+                "models_loaded": state.models_loaded,
+                "answer_cache": {"hits": self.answers.hits, "misses": self.answers.misses}}
+
+    @bentoml.api(route="/forecast", input_spec=ForecastRequest)
+    def forecast(self, **fields) -> ForecastResponse:
         """Quantile forecast of a site's power (kW) at its resolution."""
-        try:
-            site = self.portfolio.site(site_id)
-            issue = (pd.Timestamp(datetime.now(UTC)) if issue_time == "now"
-                     else pd.Timestamp(issue_time).tz_convert("UTC"))
-            if issue_time == "now":
-                issue = issue.floor(f"{site.resolution_minutes}min")
-            t0, t1 = horizon_window(site, issue, horizon, horizon_minutes, start, end)
-            check_window(t0, t1, MAX_FORECAST_WINDOW, "forecast window")
-            frame = self._stored(site_id, issue, t0, t1, quantiles, source)
-            answered_by = "store" if frame is not None else "compute"
-            if frame is None:
-                model = self.registry.champion(site.kind, site_id)
-                frame = forecast_core(model, self.portfolio.site_data(site_id), issue, t0, t1,
-                                      quantiles)
-        except Exception as err:
-            response = error_response(err)
-            if response is None:
-                raise
-            return response
-        qcols = [c for c in frame.columns if c.startswith("q") and c != "quality"]
-        local = pd.DatetimeIndex(frame["timestamp"]).tz_convert(site.timezone)
-        values = frame[qcols].to_numpy()
-        points = [ForecastPoint(timestamp=ts.to_pydatetime(),
-                                values_kw={c: round(float(v), 4) for c, v in zip(qcols, row,
-                                                                               strict=True)})
-                  for ts, row in zip(local, values, strict=True)]
-        return ForecastResponse(
-            site_id=site_id, kind=site.kind, timezone=site.timezone,
-            issue_time=issue.tz_convert(site.timezone).to_pydatetime(),
-            resolution_minutes=site.resolution_minutes,
-            model_version=str(frame["model_version"].iloc[0]), quantiles=sorted(quantiles),
-            quality=str(frame["quality"].iloc[0]), source=answered_by, points=points)
-
-    def _stored(self, site_id, issue, start, end, quantiles, source: str):
-        """The stored nightly forecast for exactly this issue and window, or None."""
-        if source == "compute":
-            return None
-        try:
-            frame = stored_forecast(self.forecast_store, site_id, issue, start, end, quantiles)
-        except ForecastStoreError:
-            if source == "store":
-                raise
-            log.exception("forecast store unreadable; computing %s issued %s", site_id, issue)
-            return None
-        if frame is None and source == "store":
-            raise NoStoredForecastError(
-                f"no stored forecast of {site_id} issued {issue.isoformat()} covers "
-                f"{start.isoformat()}..{end.isoformat()} at the levels {quantiles}; the "
-                "nightly job (vpp nightly) stores its issues, or ask source 'auto'/'compute'")
-        return frame
+        return answer(lambda: handle_forecast(self.portfolio, ForecastRequest(**fields),
+                                              self.registry, self.forecast_store,
+                                              self.answers, log))
 
     @bentoml.api(route="/baseline", input_spec=BaselineRequest)
     def baseline(self, **fields) -> BaselineResponse:
@@ -309,3 +266,6 @@ class VPPService:
 
 
 VPPService.add_asgi_middleware(SecurityMiddleware)
+VPPService.add_asgi_middleware(HealthMiddleware)
+VPPService.add_asgi_middleware(DocumentMiddleware)
+quiet_logs.install()

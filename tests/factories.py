@@ -71,3 +71,24 @@ def write_portfolio(directory: Path, days: int = 30, fmt: str = "csv") -> Path:
                     out[c] = pd.DatetimeIndex(out[c]).tz_convert(TZ).map(lambda t: t.isoformat())
             out.to_csv(directory / f"{name}{suffix}", index=False)
     return directory
+
+
+def forget_bentoml_metrics() -> None:
+    """BentoML registers its request metrics in the default Prometheus registry once per app
+    it builds: a second app in one process fails on duplicated time series."""
+    from prometheus_client import REGISTRY
+
+    for collector, names in list(REGISTRY._collector_to_names.items()):
+        if any(name.startswith("bentoml_") for name in names):
+            REGISTRY.unregister(collector)
+
+
+def asgi_client(**kwargs):
+    """``TestClient(VPPService.to_asgi(), **kwargs)``, the service built from the current
+    environment; use it as a context manager (it runs the app's start-up and shut-down)."""
+    from starlette.testclient import TestClient
+
+    from serving.service import VPPService
+
+    forget_bentoml_metrics()
+    return TestClient(VPPService.to_asgi(), **kwargs)

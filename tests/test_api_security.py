@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from factories import write_portfolio
+from factories import asgi_client, write_portfolio
 
 from pipelines.audit import AuditLog
 from pipelines.audit import tail as audit_tail
@@ -85,24 +85,8 @@ def keys(env) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def client(env):
-    from starlette.testclient import TestClient
-
-    from serving.service import VPPService
-
-    with TestClient(VPPService.to_asgi(), raise_server_exceptions=False) as c:
+    with asgi_client(raise_server_exceptions=False) as c:
         yield c
-    _forget_bentoml_metrics()
-
-
-def _forget_bentoml_metrics():
-    """BentoML registers its request metrics in the default Prometheus registry once per app
-    it builds; without this, the next app built in this process (tests/test_service.py)
-    fails on duplicated time series."""
-    from prometheus_client import REGISTRY
-
-    for collector, names in list(REGISTRY._collector_to_names.items()):
-        if any(name.startswith("bentoml_") for name in names):
-            REGISTRY.unregister(collector)
 
 
 def bearer(key: str) -> dict[str, str]:

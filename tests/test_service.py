@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from factories import write_portfolio
+from factories import asgi_client, write_portfolio
 
 from forecasting.portfolio import read_portfolio
 from pipelines.config import TrainingConfig
@@ -71,11 +71,7 @@ def api_key(served) -> str:
 
 @pytest.fixture(scope="module")
 def client(served, api_key):
-    from starlette.testclient import TestClient
-
-    from serving.service import VPPService
-
-    with TestClient(VPPService.to_asgi(), headers={"Authorization": f"Bearer {api_key}"}) as c:
+    with asgi_client(headers={"Authorization": f"Bearer {api_key}"}) as c:
         yield c
 
 

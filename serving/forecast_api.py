@@ -1,0 +1,183 @@
+"""Request/response models and the handler of ``POST /forecast``.
+
+The handler takes what the service holds (portfolio, registry, forecast store, answer
+cache) and a request, and answers the stored nightly forecast for exactly that issue and
+window when asked and available, else one computed now from the champion
+(``pipelines.forecasting.forecast_core``, what ``vpp forecast`` and the batch run).
+
+Computed answers are kept in a bounded cache keyed by site, issue time, window, levels and
+the model version: the portfolio is read once at start-up, so the same question to the same
+model has the same answer, and a platform asking it from several places gets it without a
+second computation. A promoted champion has a new version, hence new keys. Answers given
+by an earlier loaded version during a registry fault are not cached.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import pandas as pd
+from pydantic import AfterValidator, BaseModel, Field
+
+from forecasting.portfolio import Portfolio
+from pipelines.forecast_store import ForecastStoreError, stored_forecast
+from pipelines.forecasting import forecast_core, horizon_window
+from serving.limits import MAX_FORECAST_WINDOW, check_window
+from serving.request_types import Id, Instant, StrictRequest
+
+
+def _level(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError(f"quantile level {value} must lie strictly between 0 and 1")
+    return value
+
+
+Level = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_level)]
+
+
+class ForecastRequest(StrictRequest):
+    site_id: Id = Field(description="site_id from sites.csv")
+    issue_time: Instant | Literal["now"] = Field(
+        "now", description="forecast as known at this time (with UTC offset), or 'now' (the "
+        "current time floored to the site's resolution)")
+    horizon: Literal["intraday", "day_ahead", "d_plus_2"] | None = Field(
+        None, description="named window: intraday = next 4 h; day_ahead = the next local day "
+        "(96 points at 15 min); d_plus_2 = the day after. Give one of horizon, "
+        "horizon_minutes, or start and end (default day_ahead)")
+    horizon_minutes: int | None = Field(None, ge=1, le=4320,
+                                        description="window from the next interval, minutes")
+    start: Instant | None = Field(None, description="window start (with end)")
+    end: Instant | None = Field(None, description="window end, exclusive")
+    quantiles: list[Level] = Field([0.1, 0.5, 0.9], min_length=1, max_length=99,
+                                   description="levels, each strictly between 0 and 1")
+    source: Literal["auto", "store", "compute"] = Field(
+        "auto", description="auto: the nightly forecast stored for exactly this issue time "
+        "and window when the store holds it in full, else computed now; store: only the "
+        "stored one (404 if absent); compute: always computed")
+
+
+class ForecastPoint(BaseModel):
+    timestamp: datetime = Field(description="interval start, in the site's local offset")
+    values_kw: dict[str, float] = Field(description="quantile level name (q0.1...) -> kW")
+
+
+class ForecastResponse(BaseModel):
+    site_id: str
+    kind: str
+    timezone: str
+    issue_time: datetime
+    resolution_minutes: int
+    model_version: str = Field(description="registered model name/version that answered")
+    quantiles: list[float]
+    quality: str = Field(description="'ok', or input flags joined by ';' (stale_measurements, "
+                                     "flatline_removed, missing_weather, stale_weather, "
+                                     "calendar_unannounced, fallback_climatology)")
+    source: Literal["store", "compute"] = Field(
+        description="store: the nightly forecast stored for this issue time; compute: made "
+                    "now from the champion")
+    notes: list[str] = Field(default_factory=list, description="what the caller should know: "
+                             "e.g. the registry was unavailable and an earlier loaded "
+                             "version answered")
+    points: list[ForecastPoint]
+
+
+class NoStoredForecastError(LookupError):
+    """``source: "store"`` was asked and the store holds no full forecast of that issue."""
+
+
+class AnswerCache:
+    """A bounded, thread-safe LRU of finished answers (immutable response objects)."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._items: OrderedDict[tuple, ForecastResponse] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> ForecastResponse | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple, value: ForecastResponse) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def issue_of(request: ForecastRequest, resolution_minutes: int) -> pd.Timestamp:
+    """The request's issue time in UTC; "now" floored to the site's resolution."""
+    if request.issue_time == "now":
+        return pd.Timestamp(datetime.now(UTC)).floor(f"{resolution_minutes}min")
+    return pd.Timestamp(request.issue_time).tz_convert("UTC")
+
+
+def handle_forecast(portfolio: Portfolio, request: ForecastRequest, registry, store,
+                    cache: AnswerCache | None = None, log=None) -> ForecastResponse:
+    site = portfolio.site(request.site_id)
+    issue = issue_of(request, site.resolution_minutes)
+    t0, t1 = horizon_window(site, issue, request.horizon, request.horizon_minutes,
+                            request.start, request.end)
+    check_window(t0, t1, MAX_FORECAST_WINDOW, "forecast window")
+    levels = list(request.quantiles)
+    frame = None if request.source == "compute" else _stored(store, site.site_id, issue, t0,
+                                                             t1, levels, request.source, log)
+    if frame is not None:
+        return _response(site, issue, levels, frame, "store", [])
+    model = registry.champion(site.kind, site.site_id)
+    key = (site.site_id, issue.value, t0.value, t1.value, tuple(levels), model.label)
+    if not model.note and cache is not None:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    frame = forecast_core(model, portfolio.site_data(site.site_id), issue, t0, t1, levels)
+    answer = _response(site, issue, levels, frame, "compute", [model.note] if model.note
+                       else [])
+    if not model.note and cache is not None:
+        cache.put(key, answer)
+    return answer
+
+
+def _stored(store, site_id, issue, start, end, quantiles, source: str, log):
+    """The stored nightly forecast for exactly this issue and window, or None."""
+    try:
+        frame = stored_forecast(store, site_id, issue, start, end, quantiles)
+    except ForecastStoreError:
+        if source == "store":
+            raise
+        if log is not None:
+            log.warning("forecast store unreadable; computing %s issued %s", site_id, issue)
+        return None
+    if frame is None and source == "store":
+        raise NoStoredForecastError(
+            f"no stored forecast of {site_id} issued {issue.isoformat()} covers "
+            f"{start.isoformat()}..{end.isoformat()} at the levels {quantiles}; the "
+            "nightly job (vpp nightly) stores its issues, or ask source 'auto'/'compute'")
+    return frame
+
+
+def _response(site, issue, levels, frame: pd.DataFrame, source: str,
+              notes: list[str]) -> ForecastResponse:
+    qcols = [c for c in frame.columns if c.startswith("q") and c != "quality"]
+    local = pd.DatetimeIndex(frame["timestamp"]).tz_convert(site.timezone)
+    values = frame[qcols].to_numpy().round(4).tolist()
+    points = [ForecastPoint(timestamp=ts, values_kw=dict(zip(qcols, row, strict=True)))
+              for ts, row in zip(local.to_pydatetime(), values, strict=True)]
+    return ForecastResponse(
+        site_id=site.site_id, kind=site.kind, timezone=site.timezone,
+        issue_time=issue.tz_convert(site.timezone).to_pydatetime(),
+        resolution_minutes=site.resolution_minutes,
+        model_version=str(frame["model_version"].iloc[0]), quantiles=sorted(levels),
+        quality=str(frame["quality"].iloc[0]), source=source, notes=notes, points=points)

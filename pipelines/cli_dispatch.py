@@ -151,8 +151,8 @@ def dispatch(data: DataOpt, target_kw: TargetOpt, start: StartOpt, end: EndOpt,
                              "risk_adj_cny": ".0f"}))
         console.print("p_effective / p_indep: P(achievement >= threshold) with the "
                       "correlation / independently; achievement: its Monte Carlo mean; "
-                      "max_share: largest curtailed share of a customer's contracted "
-                      "capacity; risk_adj_cny: energy cost + risk penalty", soft_wrap=True,
+                      "total_share / max_share: sum / largest of the customers' "
+                      "curtailed shares of their contracted capacity; risk_adj_cny: energy cost + risk penalty", soft_wrap=True,
                       markup=False)
     else:
         console.print("automatic: one plan, no approval required", markup=False)
@@ -178,7 +178,7 @@ def plans_frame(answer) -> pd.DataFrame:
         "p_effective": one.plan.p_meets_threshold,
         "p_indep": one.plan.p_meets_threshold_independent,
         "achievement": one.plan.expected_achievement,
-        "max_share": one.max_curtailed_share,
+        "total_share": one.total_curtailed_share, "max_share": one.max_curtailed_share,
         "same_as": ", ".join(one.same_as)} for one in answer.plans])
 
 

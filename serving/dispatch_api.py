@@ -133,6 +133,9 @@ class PlanOption(BaseModel):
     p_meets_threshold_independent: float = Field(description="the same with independent "
                                                  "resources (rho 0)")
     expected_achievement: float
+    total_curtailed_share: float = Field(description="sum over the customers of their "
+                                         "curtailed share: what least_production_impact "
+                                         "minimises")
     max_curtailed_share: float = Field(description="largest curtailed share of a customer's "
                                        "contracted capacity")
     approval_resources: list[str] = Field(description="used resources that need the "
@@ -261,6 +264,7 @@ def plan_option(one: AlternativePlan) -> PlanOption:
     return PlanOption(name=one.name, objective=one.objective,
                       approval_required=one.approval_required, by_customer=customers,
                       risk_adjusted_cost_cny=one.risk_adjusted_cost_cny,
+                      total_curtailed_share=one.total_curtailed_share,
                       max_curtailed_share=one.max_curtailed_share,
                       approval_resources=one.approval_resources, same_as=one.same_as,
                       **{k: v for k, v in body.items() if k in keep})

@@ -50,6 +50,11 @@ Default reliability where none is given (``DEFAULT_P_DELIVER`` 0.8,
 ``DEFAULT_EXPECTED_ACHIEVEMENT`` 0.9): a typical demand-response success rate, not a
 measurement; the plan lists every resource that used it in ``assumed_reliability``.
 
+``decompose`` runs three steps that ``models.dispatch_plans`` reuses for its alternative
+plans (same eligibility, constraints and solver, other objectives): ``plan_inputs``
+(eligibility, reliability, costs), ``solve_allocation`` (the MILP for a cost vector and
+headroom) and ``assemble_plan`` (the ``DispatchPlan`` of an allocation and its scores).
+
 References
 ----------
 .. [1] Vasicek, O. (2002), "The distribution of loan portfolio value", Risk 15(12): the

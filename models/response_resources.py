@@ -109,4 +109,4 @@ def resource_level(resource_ids, owners, settled_customers: set[str], has_resour
             reason = None
         levels.append("customer" if reason else "resource")
         reasons.append(reason)
-    return pd.DataFrame({"level": levels, "fallback_reason": reasons})
+    return pd.DataFrame({"level": levels, "fallback_reason": pd.Series(reasons, dtype=object)})

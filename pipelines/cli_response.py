@@ -40,13 +40,17 @@ RuleOpt = Annotated[Path | None, typer.Option(
     '"max_paid_achievement_ratio": 1.2}); default: the default rule (80 %, cap 120 %)')]
 TestFractionOpt = Annotated[float, typer.Option(
     "--test-fraction", help="latest share of the events (by start) held out for scoring")]
+TruthOpt = Annotated[Path | None, typer.Option(
+    "--truth", help="evaluation only, synthetic data: the generator's truth file "
+    "(truth/response_truth.csv of a sample portfolio); scores p_deliver against the true "
+    "probability too; never used to fit", exists=True, dir_okay=False)]
 SkipOpt = Annotated[bool, typer.Option(
     "--skip-trained", help="do nothing when response-likelihood already has a champion")]
 
 
 @app.command("response-train")
 def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFractionOpt = 0.25,
-                   skip_trained: SkipOpt = False) -> None:
+                   truth: TruthOpt = None, skip_trained: SkipOpt = False) -> None:
     """Train the response-likelihood model, log it to MLflow (vpp-response), register it.
 
     A calibrated LightGBM classifier of delivered = achievement >= the rule's threshold and
@@ -55,7 +59,10 @@ def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFract
     base rate and each customer's Beta-shrunk historical rate. The same configuration is
     then refitted on every settled event, and that model is registered as
     response-likelihood: champion when there is none or when the held-out Brier score beats
-    the champion's on the same events, else challenger.
+    the champion's on the same events, else challenger. Where resources are settled
+    separately (resource_events.csv) a resource-level model is fitted and scored the same
+    way and registered with it. With --truth (synthetic sample data only) the held-out
+    probabilities are also scored against the generator's true probabilities.
     """
     from forecasting.portfolio import read_portfolio
     from pipelines.response import (
@@ -73,22 +80,46 @@ def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFract
             return
         settlement_rule = _rule(rule)
         config = ResponseTrainingConfig(test_fraction=test_fraction)
+        true_p = None
+        if truth is not None:
+            import pandas as pd
+
+            true_p = pd.read_csv(truth, dtype={"event_id": str, "customer_id": str,
+                                               "resource_id": str}, keep_default_na=False,
+                                 na_values=[""])
         with console.status("training the response-likelihood model"):
-            result, decision = train_response(read_portfolio(data), settlement_rule, config)
+            result, decision = train_response(read_portfolio(data), settlement_rule, config,
+                                              truth=true_p)
     except (DataError, ValueError, OSError, TrackingUnavailableError) as err:
         fail(err)
-    metrics = metrics_table(result.metrics)
-    metrics["n"] = metrics["n"].astype(int)
+    metrics = _shown(metrics_table(result.metrics))
     console.print(table(metrics, f"held-out: {result.n_test_rows} rows of "
                          f"{result.n_test_events} events from {result.test_start:%Y-%m-%d} "
                          f"(scored fit: {result.n_train_rows} rows; calibration "
                          f"{result.scoring_model.calibration_})"))
+    console.print("skill: Brier skill over historical_rate; ece: 10 equal-width bins of p; "
+                  "ece_truth/mae_truth: against the true probability (--truth)")
+    if result.resources is not None and result.resources.metrics:
+        console.print(table(_shown(metrics_table(result.resources.metrics)),
+                            f"per resource, held-out: {len(result.resources.predictions)} "
+                            "resource rows (brier_skill over each resource's historical rate)"))
     first, last = result.model.training_window_
     console.print(f"registered: refitted on {result.n_final_rows} rows of "
                   f"{result.n_final_events} settled events starting {first:%Y-%m-%d} .. "
                   f"{last:%Y-%m-%d} (calibration {result.model.calibration_})")
     console.print(f"{decision['name']} v{decision['version']} -> {decision['alias']} "
                   f"({decision['reason']})")
+
+
+def _shown(metrics):
+    """The printed columns (ECE: 10 equal-width bins; brier_skill over historical_rate; the
+    log loss is in the MLflow run)."""
+    cols = [c for c in ("brier", "brier_skill", "roc_auc", "ece", "ece_vs_truth",
+                        "mae_vs_truth", "mae_achievement", "n") if c in metrics]
+    out = metrics[cols].copy()
+    out["n"] = out["n"].astype(int)
+    return out.rename(columns={"brier_skill": "skill", "mae_achievement": "mae_ach",
+                               "ece_vs_truth": "ece_truth", "mae_vs_truth": "mae_truth"})
 
 
 EventOpt = Annotated[str | None, typer.Option(
@@ -122,6 +153,7 @@ def response_predict(data: DataOpt, event: EventOpt = None, customers: Customers
     from pipelines.response import (
         hypothetical_event,
         load_champion,
+        predict_resources,
         predict_rows,
         response_data,
     )
@@ -160,6 +192,7 @@ def response_predict(data: DataOpt, event: EventOpt = None, customers: Customers
                           "portfolio's)")
             champion = None
         result = predict_rows(source, rows, settlement_rule, champion)
+        per_resource = predict_resources(source, rows, result, settlement_rule, champion)
     except (DataError, ValueError, OSError, TrackingUnavailableError) as err:
         fail(err)
     shown = result.reset_index()
@@ -174,6 +207,15 @@ def response_predict(data: DataOpt, event: EventOpt = None, customers: Customers
                          {"p_deliver": ".1%", "expected_achievement": ".1%",
                           "settled_achievement": ".1%"}))
     console.print(f"model: {result['source'].iloc[0]}")
+    if not per_resource.empty:
+        shown = per_resource.set_index("resource_id")[
+            ["customer_id", "target_kw", "p_deliver", "expected_achievement", "level"]]
+        console.print(table(shown, "per resource (level: which answered; resource share of "
+                            "target_kw by capacity)",
+                            {"p_deliver": ".1%", "expected_achievement": ".1%"}))
+        reasons = per_resource.dropna(subset=["fallback_reason"])
+        for reason, group in reasons.groupby("fallback_reason", sort=False):
+            console.print(f"customer level for {', '.join(group['resource_id'])}: {reason}")
 
 
 response_train.__doc__ = help_text(response_train.__doc__)

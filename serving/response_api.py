@@ -6,6 +6,11 @@ settlement threshold) and the expected achievement, from what was known at the n
 (earlier settled events, resources, metered load). The model is the registry's champion
 of ``response-likelihood`` (``pipelines.response``); without one the answer is the
 Beta-shrunk historical rate, and ``source`` says which answered.
+
+Per resource (``resources``): where the customer's resources are settled separately
+(``resource_events.csv``), each resource's own likelihood (``level: resource``); otherwise
+the customer's, with ``level: customer`` and the ``fallback_reason``. A resource's share of
+the customer's ``target_kw`` is its share of the customer's resource capacity.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pipelines.response import (
     Champion,
     ResponseData,
     hypothetical_event,
+    predict_resources,
     predict_rows,
 )
 from serving.limits import MAX_CUSTOMERS, MAX_EVENT_WINDOW, check_count, check_window
@@ -51,11 +57,28 @@ class CustomerLikelihood(BaseModel):
     expected_achievement: float = Field(description="expected actual / target ratio")
 
 
+class ResourceLikelihood(BaseModel):
+    customer_id: str
+    resource_id: str = Field(description="resources.csv resource_id")
+    target_kw: float = Field(description="the resource's share of the customer's target_kw "
+                             "(by capacity), kW")
+    p_deliver: float = Field(description="probability that achievement >= the threshold")
+    expected_achievement: float = Field(description="expected actual / target ratio")
+    level: Literal["resource", "customer"] = Field(
+        description="which level answered: the resource's own likelihood, or the customer's")
+    fallback_reason: str | None = Field(description="why the customer level answered "
+                                        "(None when level is resource)")
+    source: str = Field(description="the model or rate that answered")
+
+
 class ResponseResponse(BaseModel):
     threshold: float = Field(description="settlement threshold of achievement")
     source: str = Field(description="response-likelihood/<version>, or historical_rate "
                         "when no champion is registered")
     customers: list[CustomerLikelihood]
+    resources: list[ResourceLikelihood] = Field(
+        default_factory=list, description="one row per resource of each customer "
+        "(resources.csv), with the level that answered")
 
 
 def registry_champion(registry) -> Champion | None:
@@ -68,7 +91,7 @@ def registry_champion(registry) -> Champion | None:
                                          hint="train one with `vpp response-train --data DIR`")
     except ModelNotFoundError:
         return None
-    return Champion(wrapped.model, version)
+    return Champion(wrapped.model, version, getattr(wrapped, "resource_model", None))
 
 
 def handle_response(data: ResponseData, request: ResponseRequest, registry,
@@ -89,11 +112,20 @@ def handle_response(data: ResponseData, request: ResponseRequest, registry,
                                f"{' ...' if len(known) > 10 else ''}")
     rows = hypothetical_event(request.customers, request.start, request.end,
                               request.notice_time, request.target_kw, request.event_type)
-    out = predict_rows(data, rows, rule, registry_champion(registry)).reset_index()
+    champion = registry_champion(registry)
+    customer = predict_rows(data, rows, rule, champion)
+    per_resource = predict_resources(data, rows, customer, rule, champion)
+    out = customer.reset_index()
     return ResponseResponse(
         threshold=rule.min_achievement_ratio, source=str(out["source"].iloc[0]),
         customers=[CustomerLikelihood(customer_id=str(r.customer_id),
                                       p_deliver=round(float(r.p_deliver), 4),
                                       expected_achievement=round(float(r.expected_achievement),
                                                                  4))
-                   for r in out.itertuples()])
+                   for r in out.itertuples()],
+        resources=[ResourceLikelihood(
+            customer_id=str(r.customer_id), resource_id=str(r.resource_id),
+            target_kw=float(r.target_kw), p_deliver=round(float(r.p_deliver), 4),
+            expected_achievement=round(float(r.expected_achievement), 4), level=r.level,
+            fallback_reason=r.fallback_reason if isinstance(r.fallback_reason, str) else None,
+            source=str(r.source)) for r in per_resource.itertuples()])

@@ -226,3 +226,23 @@ def test_contracted_capacity_sums_a_customers_load_sites():
              Site(site_id="p", kind="pv", timezone="UTC", capacity_kw=900.0, customer_id="c"),
              Site(site_id="n", kind="load", timezone="UTC", customer_id="d")]
     assert contracted_capacity_kw(sites) == {"c": 150.0}
+
+
+def test_an_unreachable_target_gives_three_max_delivery_plans_with_the_shortfall():
+    resources, reliability = portfolio_rows()
+    answer = dispatch_plans(instruction(9000.0), resources, reliability)  # 7,000 kW in all
+    assert answer.mode == "semi_automatic" and len(answer.plans) == 3
+    for one in answer.plans:
+        assert not one.plan.feasible
+        assert one.plan.shortfall_kw == pytest.approx(9900.0 - 7000 * 0.95, rel=1e-6)
+
+
+def test_decompose_reports_the_independent_p_beside_the_correlated_one():
+    resources, reliability = portfolio_rows()
+    ins = instruction(3000.0)
+    correlated = decompose(ins, resources, reliability, correlation=0.7)
+    independent = decompose(ins, resources, reliability)
+    assert correlated.correlation == 0.7 and independent.correlation == 0.0
+    assert correlated.p_meets_threshold_independent == independent.p_meets_threshold
+    assert independent.p_meets_threshold_independent == independent.p_meets_threshold
+    assert correlated.p_meets_threshold < independent.p_meets_threshold - 0.01  # 0.978, 0.997

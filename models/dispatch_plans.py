@@ -71,7 +71,7 @@ DEFAULT_APPROVAL_THRESHOLD_KW = 2000.0
 MAX_APPROVAL_THRESHOLD_KW = 10_000_000.0  # 10 GW: beyond any VPP instruction
 RELIABILITY_RISK_AVERSION_CNY_PER_KW = 10_000.0  # > 1,000 x the dearest energy per kW
 SPREAD_SHARES = (0.5, 0.25, 0.1)  # per-customer caps of the spread reliability candidates
-IMPACT_CNY_PER_SHARE = 1e9  # per whole customer's capacity curtailed: > 1e4 x the costs
+IMPACT_CNY_PER_SHARE = 1e9  # CNY per unit share: >= 10,000 CNY/kW up to C_k 100 MW, costs break ties
 OBJECTIVES = {
     "lowest_cost": "minimise energy cost + risk penalty (decompose's objective)",
     "highest_reliability": "the highest P(effective) among plans minimising the expected "

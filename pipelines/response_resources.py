@@ -136,14 +136,20 @@ def predict_resources(data, rows: pd.DataFrame, customer: pd.DataFrame, rule: Se
               if rdata is not None else pd.Series(dtype=int))
     levels = resource_level(split["customer_id"], split["owner_id"], settled_customers,
                             has_model, counts)
-    cust = customer.reset_index().set_index("customer_id")
+    cust = customer.reset_index()
+    cust = cust.assign(event_id=cust["event_id"].astype(str),
+                       customer_id=cust["customer_id"].astype(str))
+    keyed = pd.DataFrame({"event_id": split["event_id"].astype(str),
+                          "customer_id": split["owner_id"].astype(str)}).merge(
+        cust[["event_id", "customer_id", "p_deliver", "expected_achievement", "source"]],
+        on=["event_id", "customer_id"], how="left")
     out = pd.DataFrame({
-        "event_id": split["event_id"].astype(str), "customer_id": split["owner_id"],
+        "event_id": keyed["event_id"], "customer_id": keyed["customer_id"],
         "resource_id": split["customer_id"], "target_kw": split["target_kw"].round(1),
-        "p_deliver": split["owner_id"].map(cust["p_deliver"]).to_numpy(),
-        "expected_achievement": split["owner_id"].map(cust["expected_achievement"]).to_numpy(),
+        "p_deliver": keyed["p_deliver"].to_numpy(),
+        "expected_achievement": keyed["expected_achievement"].to_numpy(),
         "level": levels["level"], "fallback_reason": levels["fallback_reason"],
-        "source": split["owner_id"].map(cust["source"]).to_numpy()})
+        "source": keyed["source"].to_numpy()})
     answer = (out["level"] == "resource").to_numpy()
     if answer.any():
         wanted = split[answer]

@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -338,15 +339,53 @@ def serve(
     else:
         lines.append("API key: create one with `vpp keys create --client NAME --scopes "
                      "forecast:read` and export it as VPP_API_KEY")
-    if example:
-        auth = "" if no_auth else ' -H "Authorization: Bearer $VPP_API_KEY"'
-        lines += ["example request (once the server says it is ready):",
-                  (f"  curl -s -X POST {base}/forecast{auth} -H 'Content-Type: application/json' "
-                   f"-d '{example}'")]
     print("\n".join(lines), file=sys.stderr, flush=True)  # plain: no wrapping, copy-pastable
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:VPPService", "--host", host,
            "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    server = subprocess.Popen(cmd, env=env)
+    curl = None
+    if example:
+        auth = "" if no_auth else ' -H "Authorization: Bearer $VPP_API_KEY"'
+        curl = (f"  curl -s -X POST {base}/forecast{auth} -H 'Content-Type: application/json' "
+                f"-d '{example}'")
+    watcher = threading.Thread(target=_announce_ready, args=(server, base, curl), daemon=True)
+    watcher.start()
+    try:
+        raise typer.Exit(server.wait())
+    except KeyboardInterrupt:
+        server.terminate()
+        raise typer.Exit(server.wait()) from None
+
+
+def _announce_ready(server: subprocess.Popen, base: str, curl: str | None,
+                    timeout_s: float = 600) -> None:
+    """Print READY (with the example request) once ``/readyz`` answers, or say it did not."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            r = httpx.get(f"{base}/readyz", timeout=2)
+        except httpx.HTTPError:
+            time.sleep(0.5)
+            continue
+        try:
+            details = r.json()
+        except ValueError:
+            details = {}
+        registry = details.get("registry", {}).get("status", "?")
+        state = details.get("status", "ok" if r.status_code == 200 else "not ready")
+        lines = [f"READY: {base} answers ({state}; {details.get('portfolio_sites', '?')} "
+                 f"sites; model registry {registry})" if r.status_code == 200 else
+                 f"NOT READY: {base} answers /readyz {r.status_code} ({state}; model registry "
+                 f"{registry}: {details.get('registry', {}).get('error', '')})"]
+        if curl and r.status_code == 200:
+            lines += ["example request:", curl]
+        print("\n".join(lines), file=sys.stderr, flush=True)
+        return
+    if server.poll() is None:
+        print(f"the server did not answer {base}/readyz within {timeout_s:.0f} s",
+              file=sys.stderr, flush=True)
 
 
 def _example_request(data: Path) -> str | None:

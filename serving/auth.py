@@ -64,6 +64,7 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/docs
 OPEN_PREFIXES = ("/static_content/", "/assets/")
 SCOPE_OF = {"/forecast": "forecast:read", "/baseline": "baseline:read",
             "/baseline/measure": "baseline:read", "/response-likelihood": "baseline:read",
+            "/capability": "baseline:read",
             "/dispatch": "dispatch:write", "/capacity": "dispatch:write",
             "/bid/capacity": "dispatch:write"}
 SIGNATURE_MAX_AGE_S = 300

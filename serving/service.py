@@ -54,6 +54,7 @@ from serving.bid_api import (
     handle_bid,
     handle_capacity,
 )
+from serving.capability_api import CapabilityRequest, CapabilityResponse, handle_capability
 from serving.dispatch_api import DispatchRequest, DispatchResponse, handle_dispatch
 from serving.forecast_api import (
     AnswerCache,
@@ -225,6 +226,13 @@ class VPPService:
         window, P10/P50/P90 kW, each customer capped by its load forecast."""
         return answer(lambda: handle_capacity(self.portfolio, CapacityRequest(**fields),
                                               self._load_forecast))
+
+    @bentoml.api(route="/capability", input_spec=CapabilityRequest)
+    def capability(self, **fields) -> CapabilityResponse:
+        """Capability metrics of measured events per customer and for the VPP (regulation
+        capacity, response time, ramp rate, adjustment accuracy) with pass/fail and the
+        margin to each threshold."""
+        return answer(lambda: handle_capability(self.portfolio, CapabilityRequest(**fields)))
 
     @bentoml.api(route="/bid/capacity", input_spec=BidRequest)
     def bid_capacity(self, **fields) -> BidResponse:

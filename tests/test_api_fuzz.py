@@ -108,7 +108,7 @@ def test_the_document_is_the_services_own(server):
 
 OPERATIONS = [("POST", "/forecast"), ("POST", "/baseline"), ("POST", "/baseline/measure"),
               ("POST", "/response-likelihood"), ("POST", "/dispatch"), ("POST", "/capacity"),
-              ("POST", "/bid/capacity"), ("GET", "/livez"),
+              ("POST", "/bid/capacity"), ("POST", "/capability"), ("GET", "/livez"),
               ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")]
 
 

@@ -45,10 +45,11 @@ BODIES = {
                           "readings": [{"timestamp": WINDOW["start"], "load_kw": 123.456}]},
     "/response-likelihood": {"customers": ["nobody"], **WINDOW, "target_kw": [100.0]},
     "/dispatch": {"target_kw": 100.0, **WINDOW, "customers": ["nobody"]},
+    "/capability": {"customers": ["nobody"]},
 }
 SCOPE = {"/forecast": "forecast:read", "/baseline": "baseline:read",
          "/baseline/measure": "baseline:read", "/response-likelihood": "baseline:read",
-         "/dispatch": "dispatch:write"}
+         "/dispatch": "dispatch:write", "/capability": "baseline:read"}
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The BentoML service: over ASGI in-process, and one real `bentoml serve` on a free port."""
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -143,32 +144,71 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_real_bentoml_server_answers_forecast(served, api_key):
-    import bentoml
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_vpp_serve_says_ready_and_its_example_request_works(served, tmp_path):
+    """What a newcomer does after ``make run``: wait for READY, run the printed curl."""
+    import httpx
 
     port = _free_port()
+    key_file = tmp_path / "local_api_key"
     env = {**os.environ, **served, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve",
-                             "serving.service:VPPService", "--host", "127.0.0.1", "--port",
-                             str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "vpp"), "serve", "--data",
+                             served["VPP_DATA_DIR"], "--port", str(port), "--local-key-file",
+                             str(key_file)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        with bentoml.SyncHTTPClient(f"http://127.0.0.1:{port}", token=api_key,
-                                    server_ready_timeout=120) as c:
-            body = c.forecast(**DAY_AHEAD)
-        points = body["points"] if isinstance(body, dict) else body.points
-        assert len(points) == 96
-        import httpx
+        lines = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "vpp serve ended: " + "".join(lines[-20:])
+            lines.append(line)
+            if line.startswith("READY"):
+                break
+        assert lines[-1].startswith("READY") and "registry ok" in lines[-1], lines[-5:]
+        assert all(not line.startswith("example request") for line in lines[:-1])
+        key = next(ln.split("=", 1)[1].strip() for ln in lines if "export VPP_API_KEY=" in ln)
+        assert key == key_file.read_text().strip()
+        curl = proc.stderr.readline() and proc.stderr.readline().strip()  # "example request:"
+        assert curl.startswith("curl ") and "$VPP_API_KEY" in curl
+        out = subprocess.run(["bash", "-c", curl + " -w '\\n%{http_code}'"], check=True, text=True,
+                             capture_output=True, env={**os.environ, "VPP_API_KEY": key},
+                             timeout=60)
+        body, status = out.stdout.rsplit("\n", 1)
+        assert status == "200", out.stdout[-500:]
+        assert len(__import__("json").loads(body)["points"]) == 96
 
-        r = httpx.post(f"http://127.0.0.1:{port}/forecast", json={"site_id": "ghost"}, timeout=30,
-                       headers={"Authorization": f"Bearer {api_key}"})
-        assert r.status_code == 404 and "unknown site" in r.text
+        # a slow request does not hold a fast one behind it (the endpoints run on threads)
+        auth = {"Authorization": f"Bearer {key}"}
+        url = f"http://127.0.0.1:{port}"
+        slow_body = {**EVENT, "method": "auto", "start": "2024-03-20T00:00:00+08:00",
+                     "end": "2024-03-22T00:00:00+08:00"}
+        fast_body = {**DAY_AHEAD, "issue_time": "2024-04-05T12:00:00+08:00"}
+
+        async def both():
+            async with httpx.AsyncClient(base_url=url, headers=auth, timeout=120) as c:
+                slow = [asyncio.create_task(c.post("/baseline", json=slow_body))
+                        for _ in range(3)]
+                await asyncio.sleep(0.2)
+                t1 = time.perf_counter()
+                fast = await c.post("/forecast", json=fast_body)
+                fast_s = time.perf_counter() - t1
+                await asyncio.gather(*slow)
+                return fast, fast_s, time.perf_counter() - t1
+
+        fast, fast_s, slow_s = asyncio.run(both())
+        assert fast.status_code == 200, fast.text
+        # queued behind three slow ones it would wait about 3 x slow_alone
+        assert fast_s < max(0.5 * slow_s, 1.0), (fast_s, slow_s)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         time.sleep(0.1)
 
 

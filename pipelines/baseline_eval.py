@@ -51,6 +51,7 @@ from models.baselines import (
 )
 from models.baselines.common import pool_of_day
 from models.baselines.ml import MLBaseline
+from pipelines.baseline_auto import AUTO, COMBINED, add_auto
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ RULE_FACTORIES: dict[str, Callable[[], BaselineEstimator]] = {
 ML_VARIANTS = {"ml": None, "ml_adjusted": "multiplicative"}
 ALL_METHODS = (*RULE_FACTORIES, *ML_VARIANTS)
 RULE_METHODS = tuple(RULE_FACTORIES)
+# chosen per placebo window from the single methods' scores on earlier windows
+# (pipelines.baseline_auto); requested by name, computed from the single methods of the run
+AUTO_METHODS = (AUTO, COMBINED)
 MIN_TRAINING_DAYS = 28
 
 
@@ -112,6 +116,7 @@ class EvalResult:
     summary: pd.DataFrame     # one row per method
     failures: pd.DataFrame    # (customer, start, method, reason) where a baseline had no data
     seconds: dict[str, float]
+    choices: pd.DataFrame | None = None  # auto's pick per event_no (pipelines.baseline_auto)
 
 
 def draw_placebo_events(data: EvalDataset, config: PlaceboConfig) -> pd.DataFrame:
@@ -169,11 +174,22 @@ def interval_rows(cid, event_no, method, frame: pd.DataFrame, actual: pd.Series)
 def evaluate_core(data: EvalDataset, config: PlaceboConfig | None = None,
                   methods: tuple[str, ...] = ALL_METHODS,
                   progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
-    """Placebo evaluation of ``methods`` on ``data`` (see the module doc)."""
+    """Placebo evaluation of ``methods`` on ``data`` (see the module doc).
+
+    ``auto`` / ``auto_weighted`` in ``methods`` add the automatic choice among the single
+    methods of the run, made for each window from earlier windows only
+    (``pipelines.baseline_auto``); ``EvalResult.choices`` then says what was chosen.
+    """
     config = config or PlaceboConfig()
-    unknown = [m for m in methods if m not in ALL_METHODS]
+    unknown = [m for m in methods if m not in (*ALL_METHODS, *AUTO_METHODS)]
     if unknown:
-        raise ValueError(f"unknown methods {unknown}, expected some of {list(ALL_METHODS)}")
+        raise ValueError(f"unknown methods {unknown}, expected some of "
+                         f"{[*ALL_METHODS, *AUTO_METHODS]}")
+    wanted_auto = [m for m in methods if m in AUTO_METHODS]
+    methods = tuple(m for m in methods if m in ALL_METHODS)
+    if wanted_auto and len(methods) < 2:
+        raise ValueError(f"{wanted_auto} choose among single methods: give at least two of "
+                         f"{list(ALL_METHODS)}")
     events = draw_placebo_events(data, config)
     if events.empty:
         raise InsufficientDataError(
@@ -255,10 +271,16 @@ def evaluate_core(data: EvalDataset, config: PlaceboConfig | None = None,
                     progress("ml", done, total)
         seconds["ml"] = time.perf_counter() - t0
     intervals = pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True)
+    choices = None
+    if wanted_auto:
+        t0 = time.perf_counter()
+        intervals, choices = add_auto(intervals, events, methods)
+        intervals = intervals[intervals["method"].isin((*methods, *wanted_auto))]
+        seconds["auto"] = time.perf_counter() - t0
     summary = summarise(intervals, config.injected_reduction_ratio)
     return EvalResult(data.name, events, intervals, summary,
                       pd.DataFrame(failures, columns=["customer_id", "start", "method",
-                                                      "reason"]), seconds)
+                                                      "reason"]), seconds, choices)
 
 
 def draw_events_between(data: EvalDataset, config: PlaceboConfig, start, end) -> pd.DataFrame:

@@ -50,21 +50,28 @@ from serving.limits import (
     check_count,
     check_window,
 )
+from serving.request_types import Id, Instant, StrictRequest
 
 Method = Literal["auto", "similar_days", "x_of_y", "pre_event", "ml"]
 
 
-class _Target(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+ONE_OF_TARGET = {"oneOf": [{"required": ["customer_id"], "not": {"required": ["site_id"]}},
+                           {"required": ["site_id"], "not": {"required": ["customer_id"]}}]}
 
-    customer_id: str | None = Field(None, description="customer whose load sites are summed "
-                                    "(sites.csv customer_id); give this or site_id")
-    site_id: str | None = Field(None, description="one load site (sites.csv site_id); give "
-                                "this or customer_id")
-    start: AwareDatetime = Field(description="event start, ISO 8601 with offset")
-    end: AwareDatetime = Field(description="event end (exclusive), ISO 8601 with offset; at "
+
+class _Target(StrictRequest):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_OF_TARGET)
+
+    # typed str with a default of None: absent means not given, and the schema says that
+    # exactly one of the two is given (ONE_OF_TARGET)
+    customer_id: Id = Field(None, description="customer whose load sites are summed "
+                            "(sites.csv customer_id); give this or site_id")
+    site_id: Id = Field(None, description="one load site (sites.csv site_id); give this or "
+                        "customer_id")
+    start: Instant = Field(description="event start, ISO 8601 with offset")
+    end: Instant = Field(description="event end (exclusive), ISO 8601 with offset; at "
                                "most 7 days after the start (422 beyond)")
-    notice_time: AwareDatetime | None = Field(
+    notice_time: Instant | None = Field(
         None, description="when the event was announced; day-of adjustments use readings "
         "before it (default: the start)")
     method: Method = Field("auto", description="baseline method; auto picks per customer the "
@@ -107,10 +114,10 @@ class BaselineResponse(BaseModel):
     points: list[BaselinePoint]
 
 
-class Reading(BaseModel):
+class Reading(StrictRequest):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    timestamp: AwareDatetime = Field(description="start of the reading interval")
+    timestamp: Instant = Field(description="start of the reading interval")
     load_kw: float = Field(
         ge=-MAX_ABS_LOAD_KW, le=MAX_ABS_LOAD_KW,
         description="mean power over the reading interval, kW (consumption positive, net "

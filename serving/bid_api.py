@@ -29,6 +29,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from forecasting.portfolio import Portfolio
 from forecasting.settlement import SettlementRule
 from serving.limits import MAX_CUSTOMERS, MAX_EVENT_WINDOW, check_count, check_window
+from serving.request_types import Instant, StrictRequest
 
 LoadForecast = Callable[[Portfolio, datetime, datetime, datetime, list[str]], pd.DataFrame]
 
@@ -42,14 +43,14 @@ def _check(start: datetime, end: datetime, customers: list[str] | None) -> None:
     check_count(customers, MAX_CUSTOMERS, "customers")
 
 
-class CapacityRequest(BaseModel):
+class CapacityRequest(StrictRequest):
     model_config = ConfigDict(extra="forbid")
 
-    start: AwareDatetime = Field(description="window start, ISO 8601 with offset, on the "
+    start: Instant = Field(description="window start, ISO 8601 with offset, on the "
                                  "15-minute grid")
-    end: AwareDatetime = Field(description="window end (exclusive), ISO 8601 with offset; at "
+    end: Instant = Field(description="window end (exclusive), ISO 8601 with offset; at "
                                "most 7 days after the start (422 beyond)")
-    notice_time: AwareDatetime = Field(description="when the event is notified: decides the "
+    notice_time: Instant = Field(description="when the event is notified: decides the "
                                        "eligible response levels, and the load forecasts "
                                        "are issued then")
     customers: list[str] | None = Field(None, min_length=1, description="restrict to these "
@@ -94,15 +95,15 @@ def handle_capacity(portfolio: Portfolio, request: CapacityRequest,
         excluded=_records(result.excluded), notes=result.notes)
 
 
-class BidRequest(BaseModel):
+class BidRequest(StrictRequest):
     model_config = ConfigDict(extra="forbid")
 
     market: str = Field(description="market type: annual, day_ahead, real_time or peak")
-    start: AwareDatetime = Field(description="event window start, ISO 8601 with offset, on "
+    start: Instant = Field(description="event window start, ISO 8601 with offset, on "
                                  "the 15-minute grid")
-    end: AwareDatetime = Field(description="window end (exclusive); at most 7 days after "
+    end: Instant = Field(description="window end (exclusive); at most 7 days after "
                                "the start (422 beyond)")
-    notice_time: AwareDatetime = Field(description="when the event is notified (eligible "
+    notice_time: Instant = Field(description="when the event is notified (eligible "
                                        "levels; load forecasts and history as known then)")
     confidence: float = Field(description="required P(portfolio achievement >= the "
                               "settlement threshold), strictly between 0 and 1 (e.g. 0.9)")

@@ -18,16 +18,17 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from forecasting.portfolio import Portfolio
 from models.capability import CapabilityThresholds
 from serving.limits import MAX_CUSTOMERS, MAX_EVENT_WINDOW, check_count, check_window
+from serving.request_types import Instant, StrictRequest
 
 MAX_EVENTS = 20
 
 
-class ThresholdsIn(BaseModel):
+class ThresholdsIn(StrictRequest):
     """``models.capability.CapabilityThresholds`` as a request gives them (omitted: the
     level's defaults)."""
 
@@ -57,7 +58,7 @@ class ThresholdsIn(BaseModel):
         return CapabilityThresholds.for_level(self.level).with_changes(**fields)
 
 
-class CapabilityRequest(BaseModel):
+class CapabilityRequest(StrictRequest):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     event_ids: list[str] | None = Field(None, min_length=1, max_length=MAX_EVENTS,
@@ -65,9 +66,9 @@ class CapabilityRequest(BaseModel):
     customers: list[str] | None = Field(None, min_length=1, description="only these "
                                         "customers' rows (a VPP row sums them when several); "
                                         f"at most {MAX_CUSTOMERS} (422 beyond)")
-    since: AwareDatetime | None = Field(None, description="events starting at or after this "
+    since: Instant | None = Field(None, description="events starting at or after this "
                                         "time (with until: at most 7 days)")
-    until: AwareDatetime | None = Field(None, description="events starting before this time")
+    until: Instant | None = Field(None, description="events starting before this time")
     method: Literal["similar_days", "x_of_y", "pre_event", "auto"] = Field(
         "similar_days", description="rule baseline (auto: the best rule on placebo days)")
     thresholds: ThresholdsIn = Field(default_factory=ThresholdsIn)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import pandas as pd
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from forecasting.errors import DataError, ModelNotFoundError, UnknownSiteError
 from forecasting.portfolio import Portfolio
@@ -40,22 +40,23 @@ from models.dispatch_plans import (
     dispatch_plans,
 )
 from serving.limits import MAX_CUSTOMERS, MAX_EVENT_WINDOW, check_count, check_window
+from serving.request_types import Instant, StrictRequest
 
 EventType = Literal["annual", "day_ahead", "real_time", "peak", "reserve", "peak_shaving",
                     "valley_filling"]  # forecasting.contract.EVENT_TYPES (a test keeps them equal)
 
 
-class DispatchRequest(BaseModel):
+class DispatchRequest(StrictRequest):
     model_config = ConfigDict(extra="forbid")
 
     target_kw: float = Field(allow_inf_nan=False, description="load reduction to deliver over "
                              "the window (kW, mean power), > 0; a valley-filling request (< 0, "
                              "or event_type valley_filling) is understood but not planned yet: "
                              "422 with the reason")
-    start: AwareDatetime = Field(description="window start, ISO 8601 with offset")
-    end: AwareDatetime = Field(description="window end (exclusive), ISO 8601 with offset; at "
+    start: Instant = Field(description="window start, ISO 8601 with offset")
+    end: Instant = Field(description="window end (exclusive), ISO 8601 with offset; at "
                                "most 7 days after the start (422 beyond)")
-    notice_time: AwareDatetime = Field(description="when the instruction reaches the VPP; "
+    notice_time: Instant = Field(description="when the instruction reaches the VPP; "
                                        "decides which response levels can take part")
     event_type: EventType | None = Field(None, description="events.csv event type, if any")
     reserve_margin: float = Field(0.1, ge=0, le=1, description="plan expected delivery >= "

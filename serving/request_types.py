@@ -1,6 +1,7 @@
 """The strict field types every request body of the API uses.
 
-JSON is validated strictly (``StrictRequest``): ``false`` is not a number, ``"2000"`` is not
+JSON from the wire is validated strictly (``StrictRequest.model_validate_json``, what
+BentoML calls on a body): ``false`` is not a number, ``"2000"`` is not
 a number, ``"yes"`` is not a boolean, an epoch number is not a time, an unknown field is an
 error. Times must carry a UTC offset and lie in ``TIME_RANGE`` (year 9999 is a mistake, and
 beyond what the forecasting library's timestamps hold). Ids are at most ``MAX_ID_CHARS``
@@ -19,9 +20,15 @@ TIME_RANGE = (datetime(1990, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class StrictRequest(BaseModel):
-    """Base of request bodies: strict JSON types, unknown fields refused."""
+    """Base of request bodies: strict JSON types, unknown fields refused. Built in Python
+    (tests, the command line) the usual conversions apply, e.g. ISO text to a time."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def model_validate_json(cls, json_data, *, strict: bool | None = None, **kwargs):
+        return super().model_validate_json(json_data, strict=True if strict is None
+                                           else strict, **kwargs)
 
 
 def _in_range(value: datetime) -> datetime:

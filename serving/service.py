@@ -82,7 +82,9 @@ HTTP_STATUS = (((UnknownSiteError, NoStoredForecastError), 404), (ForecastStoreE
                ((DataError, ValueError), 400))
 MAX_MESSAGE_CHARS = 1000
 # a server-side location in a message: a file/sqlite URI or an absolute path of 3+ parts
-SERVER_PATH = re.compile(r"(?:\b[a-z][a-z0-9+]*:/{2,3})?(?<![\w.])/(?:[\w.~-]+/){2,}[\w.~-]*")
+SERVER_PATH = re.compile(r"\b(?:file|sqlite|postgresql|mysql)[\w+]*:/{2,3}[^\s'\";,)]*"
+                         r"|(?<![\w.:/])/(?:[\w.~-]+/){2,}[\w.~-]*")
+PYDANTIC_HINT = re.compile(r"\n\s*For further information visit \S+")
 
 
 def error_response(err: Exception) -> JSONResponse | None:
@@ -103,10 +105,17 @@ def error_response(err: Exception) -> JSONResponse | None:
 def public_message(err: Exception) -> str:
     """The error's message as a caller may see it: server paths replaced by ``<server
     path>``, cut to ``MAX_MESSAGE_CHARS`` (a request may send megabytes in a field)."""
-    text = SERVER_PATH.sub("<server path>", str(err))
+    text = SERVER_PATH.sub("<server path>", PYDANTIC_HINT.sub("", str(err)))
     if len(text) > MAX_MESSAGE_CHARS:
         text = f"{text[:MAX_MESSAGE_CHARS]}... (message cut at {MAX_MESSAGE_CHARS} characters)"
     return text
+
+
+def built(model: type, fields: dict):
+    """The request model of fields BentoML has already validated against that same model
+    (its input_spec): constructed, not validated twice (an absent optional field arrives
+    as None, which the strict model would refuse)."""
+    return model.model_construct(**fields)
 
 
 def answer(call: Callable[[], object]):
@@ -191,26 +200,26 @@ class VPPService:
     @bentoml.api(route="/forecast", input_spec=ForecastRequest)
     def forecast(self, **fields) -> ForecastResponse:
         """Quantile forecast of a site's power (kW) at its resolution."""
-        return answer(lambda: handle_forecast(self.portfolio, ForecastRequest(**fields),
+        return answer(lambda: handle_forecast(self.portfolio, built(ForecastRequest, fields),
                                               self.registry, self.forecast_store,
                                               self.answers, log))
 
     @bentoml.api(route="/baseline", input_spec=BaselineRequest)
     def baseline(self, **fields) -> BaselineResponse:
         """Baseline of a customer or site over an event window, with its band and method."""
-        return answer(lambda: handle_baseline(self.portfolio, BaselineRequest(**fields),
+        return answer(lambda: handle_baseline(self.portfolio, built(BaselineRequest, fields),
                                               self.baselines))
 
     @bentoml.api(route="/baseline/measure", input_spec=MeasureRequest)
     def measure(self, **fields) -> MeasureResponse:
         """Reduction and achievement so far during an event, from the readings sent."""
-        return answer(lambda: handle_measure(self.portfolio, MeasureRequest(**fields),
+        return answer(lambda: handle_measure(self.portfolio, built(MeasureRequest, fields),
                                              self.baselines))
 
     @bentoml.api(route="/dispatch", input_spec=DispatchRequest)
     def dispatch(self, **fields) -> DispatchResponse:
         """Split a load-reduction instruction into allocations per customer and resource."""
-        return answer(lambda: handle_dispatch(self.portfolio, DispatchRequest(**fields),
+        return answer(lambda: handle_dispatch(self.portfolio, built(DispatchRequest, fields),
                                               likelihood=self._planned_reliability))
 
     @bentoml.api(route="/response-likelihood", input_spec=ResponseRequest)
@@ -218,13 +227,13 @@ class VPPService:
         """Probability that each customer delivers a planned event, and its expected
         achievement (champion of response-likelihood, else the historical rate)."""
         return answer(lambda: handle_response(self._response_inputs(),
-                                              ResponseRequest(**fields), self.registry))
+                                              built(ResponseRequest, fields), self.registry))
 
     @bentoml.api(route="/capacity", input_spec=CapacityRequest)
     def capacity(self, **fields) -> CapacityResponse:
         """Available flexible capacity per customer and response level I/II/III for a
         window, P10/P50/P90 kW, each customer capped by its load forecast."""
-        return answer(lambda: handle_capacity(self.portfolio, CapacityRequest(**fields),
+        return answer(lambda: handle_capacity(self.portfolio, built(CapacityRequest, fields),
                                               self._load_forecast))
 
     @bentoml.api(route="/capability", input_spec=CapabilityRequest)
@@ -232,13 +241,13 @@ class VPPService:
         """Capability metrics of measured events per customer and for the VPP (regulation
         capacity, response time, ramp rate, adjustment accuracy) with pass/fail and the
         margin to each threshold."""
-        return answer(lambda: handle_capability(self.portfolio, CapabilityRequest(**fields)))
+        return answer(lambda: handle_capability(self.portfolio, built(CapabilityRequest, fields)))
 
     @bentoml.api(route="/bid/capacity", input_spec=BidRequest)
     def bid_capacity(self, **fields) -> BidResponse:
         """The largest offer whose P(portfolio achievement >= the threshold) reaches a
         confidence, its expected compensation and penalty, and the offer curve."""
-        return answer(lambda: handle_bid(self.portfolio, BidRequest(**fields),
+        return answer(lambda: handle_bid(self.portfolio, built(BidRequest, fields),
                                          self._load_forecast))
 
     def _load_forecast(self, portfolio, start, end, notice_time, customers):

@@ -270,6 +270,47 @@ def test_requests_beyond_a_bound_are_422_with_the_bound(client, keys, path, chan
     assert hint in r.json()["error"] and r.json()["type"] == "BoundExceededError"
 
 
+@pytest.mark.parametrize("path, change, field", [
+    ("/dispatch", {"target_kw": False}, "target_kw"),  # false is not a number
+    ("/dispatch", {"target_kw": "2000"}, "target_kw"),  # nor is text
+    ("/dispatch", {"allow_approval": "yes"}, "allow_approval"),  # "yes" is not a boolean
+    ("/baseline", {"start": 1710914400}, "start"),  # an epoch number is not a time
+    ("/forecast", {"issue_time": "9999-12-31T12:00:00+08:00"}, "issue_time"),
+    ("/forecast", {"horizon_minutes": 60.5}, "horizon_minutes"),
+    ("/forecast", {"unknown_field": 1}, "unknown_field"),  # unknown fields are refused
+    ("/capability", {"customers": ["nobody"], "thresholds": {"level": 2}}, "thresholds"),
+])
+def test_strict_types_refuse_what_json_does_not_say(client, keys, path, change, field):
+    r = client.post(path, json={**BODIES[path], **change}, headers=bearer(keys["admin"]))
+    assert r.status_code == 400, r.text
+    assert field in r.text
+
+
+def test_a_huge_id_is_refused_and_never_echoed(client, keys, caplog):
+    huge = "x" * 300_000
+    r = client.post("/forecast", json={**BODIES["/forecast"], "site_id": huge},
+                    headers=bearer(keys["admin"]))
+    assert r.status_code == 400 and len(r.text) < 5_000
+    assert all(len(record.getMessage()) < 5_000 for record in caplog.records)
+
+
+def test_error_messages_show_no_server_paths(client, keys, env):
+    r = client.post("/forecast", json={**BODIES["/forecast"], "site_id": "ghost"},
+                    headers=bearer(keys["admin"]))
+    assert r.status_code == 404
+    assert "<server path>" in r.json()["error"] and env["VPP_DATA_DIR"] not in r.text
+
+
+def test_an_invalid_body_is_one_warning_line_not_an_error_traceback(client, keys, caplog):
+    with caplog.at_level("INFO"):
+        r = client.post("/dispatch", json={**BODIES["/dispatch"], "target_kw": "2000"},
+                        headers=bearer(keys["admin"]))
+    assert r.status_code == 400
+    mine = [rec for rec in caplog.records if "invalid request body" in rec.getMessage()]
+    assert mine and all(rec.levelname == "WARNING" and rec.exc_info is None for rec in mine)
+    assert not [rec for rec in caplog.records if rec.levelname == "ERROR"]
+
+
 def test_an_unexpected_error_is_a_500_without_details(client, keys, monkeypatch):
     import serving.service
 

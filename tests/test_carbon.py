@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from factories import asgi_client
 from pydantic import ValidationError
 from test_settlement import _local, write_event_portfolio
 from typer.testing import CliRunner
@@ -275,7 +276,6 @@ def test_handler_refuses_readings_that_cannot_be_physical(event_portfolio, event
 
 @pytest.mark.integration
 def test_endpoint_answers_co2_and_refuses_absurd_readings(event_dir, tmp_path, monkeypatch):
-    from starlette.testclient import TestClient
 
     for key, value in {"VPP_DATA_DIR": str(event_dir),
                        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
@@ -285,14 +285,13 @@ def test_endpoint_answers_co2_and_refuses_absurd_readings(event_dir, tmp_path, m
                        "VPP_FORECAST_STORE_URL": str(tmp_path / "store")}.items():
         monkeypatch.setenv(key, value)
     from pipelines.keys import KeyStore
-    from serving.service import VPPService
 
     api_key = KeyStore().create("carbon-tests", "admin")[1]
     body = {**EV1, "readings": [{"timestamp": "2025-03-31T14:00:00+08:00", "load_kw": 790.0}]}
     text = json.dumps(body)
     headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
     assert os.environ["VPP_DATA_DIR"] == str(event_dir)
-    with TestClient(VPPService.to_asgi(), headers=headers) as client:
+    with asgi_client(headers=headers) as client:
         ok = client.post("/baseline/measure", content=text)
         assert ok.status_code == 200, ok.text
         answer = ok.json()

@@ -111,7 +111,8 @@ def run(directory: Path, uri: str) -> dict[str, pd.DataFrame]:
     print(tables["customer"].to_string(float_format=lambda v: f"{v:.3f}"))
     if result.resources is not None and result.resources.metrics:
         tables["resource"] = shown(result.resources.metrics)
-        print("\nResource level (resource_events.csv), held-out")
+        print("\nResource level (resource_events.csv), held-out; answering at resource "
+              f"level: {result.resources.method} (the better held-out Brier)")
         print(tables["resource"].to_string(float_format=lambda v: f"{v:.3f}"))
     counts = per_resource["level"].value_counts().to_dict()
     print(f"\npredict path (load_champion -> predict_rows) vs the registered fit on the "

@@ -53,6 +53,14 @@ Columns (``FEATURE_DOCS`` holds the same text per column):
                                         the notice
 ``hist_events_30d_count``               events of the customer that ended in the 30 days
                                         before the notice (fatigue; settled or not)
+``notice_met_capacity_to_target_ratio`` capacity of resources given their minimum notice
+                                        (pro rata of max duration) / |target|; likewise
+                                        ``short_notice_level_ii_``/``_iii_capacity_to_``
+                                        ``target_ratio`` (short of their notice) and
+                                        ``slow_response_capacity_to_target_ratio``
+``hist_shrunk_delivered_rate``          delivered share shrunk to the portfolio's (Beta
+                                        prior, 5 pseudo-events; events ended by the notice)
+``hist_median_achievement``             median achievement of the earlier settled events
 ======================================  =====================================================
 
 History features other than the counts are NaN when the customer has no earlier settled
@@ -106,7 +114,23 @@ FEATURE_DOCS: dict[str, str] = {
                                     "to the notice",
     "hist_events_30d_count": "events of the customer that ended in the 30 days before the "
                              "notice (fatigue)",
+    "notice_met_capacity_to_target_ratio": "capacity (kW, pro rata of max_duration_minutes) "
+                                           "of resources given at least their "
+                                           "min_notice_minutes / |target_kw|",
+    "short_notice_level_ii_capacity_to_target_ratio": "the same for level-II resources "
+                                                      "given less than their minimum notice",
+    "short_notice_level_iii_capacity_to_target_ratio": "the same for level-III resources "
+                                                       "given less than their minimum notice",
+    "slow_response_capacity_to_target_ratio": "the same for resources whose "
+                                              "response_minutes exceed the lead",
+    "hist_shrunk_delivered_rate": "the customer's delivered share shrunk to the portfolio's "
+                                  "(both from events ended by the notice) with a Beta prior "
+                                  "of 5 pseudo-events; the portfolio's share before any",
+    "hist_median_achievement": "median achievement of the customer's settled events ended "
+                               "by the notice (robust to no-shows)",
 }
+SHRINK_PSEUDO_EVENTS = 5.0
+ROBUST_HISTORY_COLUMNS = ("hist_shrunk_delivered_rate", "hist_median_achievement")
 FEATURE_COLUMNS = tuple(FEATURE_DOCS)
 
 
@@ -177,6 +201,8 @@ def event_features(events: pd.DataFrame, loads_kw: Mapping[str, pd.Series] | Non
         out["target_to_typical_load_ratio"] = np.where(
             typical > 0, ev["target_kw"].abs().to_numpy() / typical, np.nan)
     out = pd.concat([out, history(ev, min_achievement_ratio)], axis=1)
+    out = pd.concat([out, notice_capacity(ev, resources),
+                     robust_history(ev, min_achievement_ratio)], axis=1)
     out.index = pd.MultiIndex.from_frame(ev[list(KEY_COLUMNS)])
     out["notice_time"] = ev["notice_time"].to_numpy()
     out["start"] = ev["start"].to_numpy()
@@ -284,7 +310,8 @@ def _prepare_load(series: pd.Series, cid: str, timezone: str):
 def history(ev: pd.DataFrame, min_achievement_ratio: float) -> pd.DataFrame:
     """The customer's record before each row's notice (events ended by then only)."""
     n = len(ev)
-    cols = {c: np.full(n, np.nan) for c in FEATURE_COLUMNS if c.startswith("hist_")}
+    cols = {c: np.full(n, np.nan) for c in FEATURE_COLUMNS
+            if c.startswith("hist_") and c not in ROBUST_HISTORY_COLUMNS}
     ach = (ev["actual_kw"].astype("float64") if "actual_kw" in ev
            else pd.Series(np.nan, index=ev.index)) / ev["target_kw"].replace(0.0, np.nan)
     for rows in ev.groupby("customer_id", sort=False).groups.values():
@@ -315,6 +342,78 @@ def history(ev: pd.DataFrame, min_achievement_ratio: float) -> pd.DataFrame:
             k > 0, (notices - latest_end) / pd.Timedelta(days=1).value, np.nan)
         cols["hist_events_30d_count"][pos] = k - k30
     return pd.DataFrame(cols)
+
+
+def notice_capacity(ev: pd.DataFrame, resources: pd.DataFrame | None) -> pd.DataFrame:
+    """Resource capacity by whether the call gives it its notice and response time, as
+    ratios to |target_kw| (each resource pro rata of ``max_duration_minutes`` / duration):
+    a resource given less than its minimum notice may still deliver part of it."""
+    names = ("notice_met_capacity_to_target_ratio",
+             "short_notice_level_ii_capacity_to_target_ratio",
+             "short_notice_level_iii_capacity_to_target_ratio",
+             "slow_response_capacity_to_target_ratio")
+    n = len(ev)
+    if resources is None or resources.empty:
+        return pd.DataFrame({c: np.full(n, np.nan) for c in names})
+    res = resources.assign(customer_id=resources["customer_id"].astype(str))
+    groups = {c: g for c, g in res.groupby("customer_id")}
+    lead = ((ev["start"] - ev["notice_time"]) / pd.Timedelta(minutes=1)).to_numpy()
+    duration = ((ev["end"] - ev["start"]) / pd.Timedelta(minutes=1)).to_numpy()
+    out = np.zeros((n, 4))
+    for i, cid in enumerate(ev["customer_id"]):
+        own = groups.get(cid)
+        if own is None:
+            continue
+        max_dur = own["max_duration_minutes"].astype("float64").fillna(np.inf).to_numpy()
+        cap = own["capacity_kw"].astype("float64").to_numpy() * np.minimum(
+            1.0, max_dur / max(duration[i], 1.0))
+        notice = own["min_notice_minutes"].astype("float64").fillna(0.0).to_numpy()
+        response = own["response_minutes"].astype("float64").fillna(0.0).to_numpy()
+        level = own["level"].astype(str).to_numpy()
+        met = notice <= lead[i]
+        out[i] = (cap[met].sum(), cap[~met & (level == "II")].sum(),
+                  cap[~met & (level == "III")].sum(), cap[response > lead[i]].sum())
+    target = ev["target_kw"].abs().to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = out / target[:, None]
+    return pd.DataFrame(ratios, columns=list(names))
+
+
+def robust_history(ev: pd.DataFrame, min_achievement_ratio: float) -> pd.DataFrame:
+    """``hist_shrunk_delivered_rate`` and ``hist_median_achievement`` of each row, from the
+    events that had ended by its notice (the portfolio's for the prior, the customer's)."""
+    n = len(ev)
+    ach = ((ev["actual_kw"].astype("float64") if "actual_kw" in ev
+            else pd.Series(np.nan, index=ev.index))
+           / ev["target_kw"].replace(0.0, np.nan)).to_numpy()
+    ends = ev["end"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    notices = ev["notice_time"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    settled = np.isfinite(ach)
+    order = np.argsort(np.where(settled, ends, np.iinfo("int64").max), kind="stable")
+    n_settled = int(settled.sum())
+    sorted_ends = ends[order][:n_settled]
+    cum_delivered = np.concatenate([[0], np.cumsum(ach[order][:n_settled]
+                                                   >= min_achievement_ratio)])
+    k_all = np.searchsorted(sorted_ends, notices, side="right")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p0 = np.where(k_all > 0, cum_delivered[k_all] / np.maximum(k_all, 1), np.nan)
+    rate = np.full(n, np.nan)
+    median = np.full(n, np.nan)
+    customers = ev["customer_id"].to_numpy()
+    m = SHRINK_PSEUDO_EVENTS
+    for cid in np.unique(customers):
+        own = np.flatnonzero((customers == cid) & settled)
+        own = own[np.argsort(ends[own], kind="stable")]
+        own_ends, own_ach = ends[own], ach[own]
+        for i in np.flatnonzero(customers == cid):
+            k = int(np.searchsorted(own_ends, notices[i], side="right"))
+            if np.isnan(p0[i]):
+                continue
+            delivered = float((own_ach[:k] >= min_achievement_ratio).sum())
+            rate[i] = (delivered + m * p0[i]) / (k + m)
+            if k:
+                median[i] = float(np.median(own_ach[:k]))
+    return pd.DataFrame({"hist_shrunk_delivered_rate": rate, "hist_median_achievement": median})
 
 
 def _utc(values: pd.Series, name: str) -> pd.Series:

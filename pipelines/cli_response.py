@@ -102,7 +102,7 @@ def response_train(data: DataOpt, rule: RuleOpt = None, test_fraction: TestFract
     if result.resources is not None and result.resources.metrics:
         console.print(table(_shown(metrics_table(result.resources.metrics)),
                             f"per resource, held-out: {len(result.resources.predictions)} "
-                            "resource rows (brier_skill over each resource's historical rate)"))
+                            f"resource rows; answers: {result.resources.method}"))
     first, last = result.model.training_window_
     console.print(f"registered: refitted on {result.n_final_rows} rows of "
                   f"{result.n_final_events} settled events starting {first:%Y-%m-%d} .. "

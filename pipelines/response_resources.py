@@ -42,6 +42,13 @@ class ResourceFit:
     model: ResponseLikelihood  # final fit, registered with the customer model
     predictions: pd.DataFrame  # held-out resource rows
     metrics: dict[str, dict[str, float]]
+    method: str = "resource_model"  # what answers at resource level: the better held-out Brier
+
+    @property
+    def served_model(self) -> ResponseLikelihood | None:
+        """The model registered for the resource level (None when the resources' historical
+        rate scored better)."""
+        return self.model if self.method == "resource_model" else None
 
 
 def resource_data(data):
@@ -104,7 +111,15 @@ def fit_resource_models(data, rule: SettlementRule, config, test_start: pd.Times
         table["p_true"] = p_true.reindex(table.index).to_numpy()
         for m in RESOURCE_METHODS:
             metrics[m].update(truth_metrics(table[f"{m}_p_deliver"], table["p_true"]))
-    return ResourceFit(scoring, final, table, metrics)
+    method = "resource_model"
+    if metrics and (metrics["resource_historical_rate"]["brier"]
+                    < metrics["resource_model"]["brier"]):
+        method = "resource_historical_rate"
+        log.info("resource level: the resources' historical rate scored better than the "
+                 "resource model (Brier %.4f < %.4f); it answers",
+                 metrics["resource_historical_rate"]["brier"],
+                 metrics["resource_model"]["brier"])
+    return ResourceFit(scoring, final, table, metrics, method)
 
 
 def predict_resources(data, rows: pd.DataFrame, customer: pd.DataFrame, rule: SettlementRule,
@@ -128,8 +143,10 @@ def predict_resources(data, rows: pd.DataFrame, customer: pd.DataFrame, rule: Se
     settled_customers = (set(data.resource_events["customer_id"].astype(str))
                          if data.resource_events is not None else set())
     resource_model = getattr(champion, "resource_model", None) if champion else None
+    method = (getattr(champion, "resource_method", None) if champion else None)
     rdata = resource_data(data)
-    has_model = resource_model is not None or (champion is None and rdata is not None)
+    has_model = rdata is not None and (champion is None or resource_model is not None
+                                       or method == "resource_historical_rate")
     notice = pd.to_datetime(split["notice_time"], utc=True)
     counts = (settled_counts(rdata.events, pd.Series(notice.to_numpy(),
                                                      index=split["customer_id"]))
@@ -167,7 +184,9 @@ def predict_resources(data, rows: pd.DataFrame, customer: pd.DataFrame, rule: Se
             source = f"{REGISTERED_NAME}/{champion.version} (resource model)"
         else:
             pred = historical_as_of(known, features, rule, prior_strength)
-            source = "historical_rate (resource)"
+            source = ("historical_rate (resource)" if champion is None else
+                      f"{REGISTERED_NAME}/{champion.version}: historical_rate (resource; "
+                      "scored better than the resource model)")
         out.loc[answer, "p_deliver"] = pred["p_deliver"].to_numpy()
         out.loc[answer, "expected_achievement"] = pred["expected_achievement"].to_numpy()
         out.loc[answer, "source"] = source

@@ -91,7 +91,8 @@ def registry_champion(registry) -> Champion | None:
                                          hint="train one with `vpp response-train --data DIR`")
     except ModelNotFoundError:
         return None
-    return Champion(wrapped.model, version, getattr(wrapped, "resource_model", None))
+    return Champion(wrapped.model, version, getattr(wrapped, "resource_model", None),
+                    getattr(wrapped, "resource_method", None))
 
 
 def handle_response(data: ResponseData, request: ResponseRequest, registry,

@@ -15,7 +15,7 @@ customer's capacity, or net infeed from a customer whose history never fed in.
 
 ``ml_models`` maps a customer id (or ``"pooled"``) to a fitted ``MLBaseline``; the service
 loads it from the registry (``pipelines.baselines.load_champion``). Its recent-level history
-is refreshed from the portfolio for each request (``set_history``).
+is refreshed from the portfolio for each request, on a copy (``with_history``).
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ def _ml_model(ml_models, cid, load, days, request) -> MLBaseline | None:
     model = ml_models.get(cid) or ml_models.get("pooled")
     if model is None or cid not in model.customers_:
         return None
-    return model.set_history({cid: load}, {cid: days})
+    return model.with_history({cid: load}, {cid: days})  # never changes the shared model
 
 
 def _baseline(portfolio, request, ml_models, history=None):

@@ -105,6 +105,34 @@ def test_no_leakage_load_after_the_start_does_not_move_the_ml_baseline(portfolio
     assert not np.allclose(before, after)
 
 
+def test_concurrent_requests_with_their_own_histories_do_not_mix(portfolio):
+    """16 threads, each its own customer and history cut-off, answer what 16 sequential
+    calls answer, and the shared model is left unchanged (the service's threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    loads, weather = portfolio
+    kw = {"timezone": TZ, "holiday_country": "CN", "weather": {c: weather for c in loads}}
+    model = MLBaseline(**FAST).fit(loads, **kw)
+    untouched = model.predict(at("2024-08-12 14:00"), at("2024-08-12 16:00"),
+                              customer_id="c1")
+    cases = [(f"c{i % 3}", at("2024-08-05 14:00") + pd.Timedelta(days=i % 8)) for i in range(16)]
+
+    def ask(case):
+        cid, start = case
+        scale = 1.0 + 0.1 * start.day  # a different history per request
+        hist = {cid: loads[cid].where(loads[cid].index < start, np.nan).dropna() * scale}
+        view = model.with_history(hist)
+        return view.predict(start, start + pd.Timedelta(hours=2), customer_id=cid)
+
+    sequential = [ask(c) for c in cases]
+    with ThreadPoolExecutor(16) as pool:
+        parallel = list(pool.map(ask, cases))
+    for a, b in zip(sequential, parallel, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(untouched, model.predict(
+        at("2024-08-12 14:00"), at("2024-08-12 16:00"), customer_id="c1"))
+
+
 def test_auto_strategy_gives_rich_customers_their_own_model(portfolio):
     loads, weather = portfolio
     small = {"tiny": loads["c0"][loads["c0"].index >= at("2024-07-20")]}

@@ -45,6 +45,7 @@ CalTRACK 2.0 methods (hourly model: time-of-week and temperature) for the weathe
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -743,6 +744,14 @@ class MLBaseline(BaselineEstimator):
                                              temp if temp is not None else old.temperature,
                                              old.scale_kw, old.n_days, old.nonnegative)
         return self
+
+    def with_history(self, load_kw, event_days=(), weather=None) -> MLBaseline:
+        """A copy that knows this history, leaving this model as it was: for a model shared
+        between concurrent requests (the boosters are shared, read-only; the per-customer
+        history is the copy's own)."""
+        view = copy.copy(self)
+        view.customers_ = dict(self.customers_)
+        return view.set_history(load_kw, event_days, weather)
 
     def feature_importances(self) -> pd.Series:
         """Gain of the mean booster(s), summed over models, by feature name."""

@@ -41,11 +41,14 @@ def _country_calendar(country: str, year: int) -> holidays.HolidayBase:
     try:
         if country == "CN":
             return holidays.China(years=year, language="zh_CN")
-        return holidays.country_holidays(country, years=year, language="en_US")
+        code, _, subdivision = country.partition("-")  # e.g. GB-ENG: England's bank holidays
+        return holidays.country_holidays(code, subdiv=subdivision or None, years=year,
+                                         language="en_US")
     except NotImplementedError as err:  # pragma: no cover - depends on holidays' coverage
         raise UnknownValueError(
             f"holiday_country {country!r} is not known to the holidays package; "
-            "give an ISO 3166 alpha-2 code such as 'CN' or 'NL'"
+            "give an ISO 3166 alpha-2 code such as 'CN' or 'NL', optionally with a "
+            "subdivision such as 'GB-ENG'"
         ) from err
 
 

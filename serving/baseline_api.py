@@ -20,6 +20,7 @@ is refreshed from the portfolio for each request, on a copy (``with_history``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Mapping
@@ -202,6 +203,8 @@ class MeasureResponse(BaseModel):
     emission_factor_kg_per_kwh: float = Field(description="mean factor of the measured "
                                               "intervals, kg CO2/kWh")
     emission_factor_source: str = Field(description="where the factor came from")
+    notes: list[str] = Field(default_factory=list, description="e.g. a registry fault that "
+                             "left the ML baseline out of auto")
     intervals: list[MeasureInterval]
 
 
@@ -222,13 +225,31 @@ def _history(portfolio: Portfolio, request: _Target):
             customer_event_days(portfolio, request.customer_id, tz), request.customer_id)
 
 
-def _ml_model(ml_models, cid, load, days, request) -> MLBaseline | None:
-    if not ml_models or request.site_id is not None or cid is None:
-        return None  # ML models are per customer (a site request uses the rules)
-    model = ml_models.get(cid) or ml_models.get("pooled")
+class MLBaselineUnavailable(RuntimeError):
+    """The registry could not hand out an ML baseline (``fault``: the registry's error);
+    raised by the service's model mapping, so that a rule baseline may still answer."""
+
+    def __init__(self, key: str, fault: Exception):
+        super().__init__(f"{key}: {fault}")  # not a KeyError: Mapping.get would swallow it
+        self.fault = fault
+
+
+def _ml_model(ml_models, cid, load, days, request) -> tuple[MLBaseline | None, str]:
+    """(the customer's ML baseline or None, a note when a registry fault left it out)."""
+    if (not ml_models or request.site_id is not None or cid is None
+            or request.method not in ("ml", "auto")):
+        return None, ""  # ML models are per customer (a site request uses the rules)
+    try:
+        model = ml_models.get(cid) or ml_models.get("pooled")
+    except MLBaselineUnavailable as err:
+        if request.method == "ml":
+            raise err.fault from None
+        return None, (f"ML baseline not available ({err.fault}); auto chose among the rule "
+                      "baselines")
     if model is None or cid not in model.customers_:
-        return None
-    return model.with_history({cid: load}, {cid: days})  # never changes the shared model
+        return None, ""
+    # a copy with this request's history: the shared model is never changed
+    return model.with_history({cid: load}, {cid: days}), ""
 
 
 def _baseline(portfolio, request, ml_models, history=None):
@@ -238,11 +259,13 @@ def _baseline(portfolio, request, ml_models, history=None):
     if known.empty:
         raise DataError(f"no readings of {request.customer_id or request.site_id} before "
                         f"{request.start}; a baseline needs history")
-    model = _ml_model(ml_models, cid, known, days, request)
+    model, note = _ml_model(ml_models, cid, known, days, request)
     details, scores = baseline_for_customer(
         known, timezone=tz, holiday_country=country, event_days=days, start=request.start,
         end=request.end, notice_time=request.notice_time, method=request.method,
         customer_id=cid, ml_model=model)
+    if note:
+        details = dataclasses.replace(details, notes=(*details.notes, note))
     return details, scores, known, tz
 
 
@@ -370,7 +393,7 @@ def handle_measure(portfolio: Portfolio, request: MeasureRequest,
         target_kw=request.target_kw, n_intervals=len(rows), n_measured=len(measured),
         reduction_kw=reduction, achievement=achievement,
         on_track=bool(achievement is not None and achievement >= rule.min_achievement_ratio),
-        intervals=intervals, **carbon)
+        notes=list(details.notes), intervals=intervals, **carbon)
 
 
 def _none(value) -> float | None:

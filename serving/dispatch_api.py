@@ -46,6 +46,15 @@ EventType = Literal["annual", "day_ahead", "real_time", "peak", "reserve", "peak
                     "valley_filling"]  # forecasting.contract.EVENT_TYPES (a test keeps them equal)
 
 
+class ReliabilityUnavailable(RuntimeError):
+    """The likelihood callback could not ask its model (``fault``: the registry's error):
+    ``auto`` plans from the history with a note, ``model`` answers the fault."""
+
+    def __init__(self, fault: Exception):
+        super().__init__(str(fault))
+        self.fault = fault
+
+
 class DispatchRequest(StrictRequest):
     model_config = ConfigDict(extra="forbid")
 
@@ -215,9 +224,15 @@ def handle_dispatch(portfolio: Portfolio, request: DispatchRequest,
     if request.risk_aversion_cny_per_kw is not None:
         fields["risk_aversion_cny_per_kw"] = request.risk_aversion_cny_per_kw
     instruction = Instruction(**fields)
-    reliability = None
+    reliability, fault_note = None, ""
     if request.reliability != "history" and likelihood is not None:
-        reliability = likelihood(instruction, resources)
+        try:
+            reliability = likelihood(instruction, resources)
+        except ReliabilityUnavailable as err:
+            if request.reliability == "model":
+                raise err.fault from None
+            fault_note = (f"response-likelihood model not available ({err.fault}); "
+                          "reliability from the settled events instead")
     if reliability is None and request.reliability == "model":
         raise ModelNotFoundError("no response-likelihood champion is registered; train one "
                                  "with `vpp response-train --data DIR` or ask for "
@@ -244,7 +259,7 @@ def handle_dispatch(portfolio: Portfolio, request: DispatchRequest,
     body = answer.recommended.plan.to_dict()
     for key in ("instruction", "correlation"):
         body.pop(key)
-    body["notes"] = body["notes"] + answer.notes
+    body["notes"] = body["notes"] + answer.notes + ([fault_note] if fault_note else [])
     return DispatchResponse(**body, reliability_source=source, mode=answer.mode,
                             approval_required=answer.approval_required,
                             approval_reasons=answer.reasons,

@@ -15,9 +15,9 @@ the customer's ``target_kw`` is its share of the customer's resource capacity.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, field_validator
 
 from forecasting.errors import ModelNotFoundError, UnknownSiteError
 from forecasting.settlement import SettlementRule
@@ -29,26 +29,60 @@ from pipelines.response import (
     predict_resources,
     predict_rows,
 )
-from serving.limits import MAX_CUSTOMERS, MAX_EVENT_WINDOW, check_count, check_window
+from pipelines.tracking import TrackingUnavailableError
+from serving.limits import (
+    MAX_ABS_LOAD_KW,
+    MAX_CUSTOMERS,
+    MAX_EVENT_WINDOW,
+    check_count,
+    check_window,
+)
+from serving.request_types import Id, Instant, StrictRequest
 
 EventType = Literal["annual", "day_ahead", "real_time", "peak", "reserve", "peak_shaving",
                     "valley_filling"]
 
 
-class ResponseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _distinct(ids: list[str]) -> list[str]:
+    twice = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
+    if twice:
+        raise ValueError(f"customers named more than once: {twice[:10]}; name each once")
+    return ids
 
-    customers: list[str] = Field(min_length=1, description="customer ids (sites.csv "
-                                 f"customer_id); at most {MAX_CUSTOMERS} (422 beyond)")
-    start: AwareDatetime = Field(description="event start, ISO 8601 with offset")
-    end: AwareDatetime = Field(description="event end (exclusive), ISO 8601 with offset; at "
-                               "most 7 days after the start (422 beyond)")
-    notice_time: AwareDatetime = Field(description="when the event is announced; only what "
-                                       "was known then is used")
-    target_kw: list[float] = Field(min_length=1, description="committed change (kW): one "
+
+def _nonzero(values: list[float]) -> list[float]:
+    if any(v == 0 for v in values):
+        raise ValueError("a target_kw of 0 commits nothing: an achievement ratio needs a "
+                         "non-zero target")
+    return values
+
+
+TargetKw = Annotated[float, Field(ge=-MAX_ABS_LOAD_KW, le=MAX_ABS_LOAD_KW, allow_inf_nan=False)]
+
+
+class ResponseRequest(StrictRequest):
+    customers: list[Id] = Field(min_length=1, description="customer ids (sites.csv "
+                                f"customer_id), each once; at most {MAX_CUSTOMERS} (422 "
+                                "beyond)")
+    start: Instant = Field(description="event start, ISO 8601 with offset")
+    end: Instant = Field(description="event end (exclusive), ISO 8601 with offset; at "
+                         "most 7 days after the start (422 beyond)")
+    notice_time: Instant = Field(description="when the event is announced; only what "
+                                 "was known then is used")
+    target_kw: list[TargetKw] = Field(min_length=1, description="committed change (kW): one "
                                    "value for all or one per customer; reduction positive, "
-                                   "valley filling negative")
+                                   "valley filling negative; non-zero, finite, |kW| <= 1e7")
     event_type: EventType = Field("day_ahead", description="events.csv event type")
+
+    @field_validator("customers")
+    @classmethod
+    def _customers_once(cls, ids: list[str]) -> list[str]:
+        return _distinct(ids)
+
+    @field_validator("target_kw")
+    @classmethod
+    def _targets_nonzero(cls, values: list[float]) -> list[float]:
+        return _nonzero(values)
 
 
 class CustomerLikelihood(BaseModel):
@@ -75,6 +109,8 @@ class ResponseResponse(BaseModel):
     threshold: float = Field(description="settlement threshold of achievement")
     source: str = Field(description="response-likelihood/<version>, or historical_rate "
                         "when no champion is registered")
+    notes: list[str] = Field(default_factory=list, description="e.g. a registry fault that "
+                             "left the model out: the historical rate answered")
     customers: list[CustomerLikelihood]
     resources: list[ResourceLikelihood] = Field(
         default_factory=list, description="one row per resource of each customer "
@@ -113,12 +149,18 @@ def handle_response(data: ResponseData, request: ResponseRequest, registry,
                                f"{' ...' if len(known) > 10 else ''}")
     rows = hypothetical_event(request.customers, request.start, request.end,
                               request.notice_time, request.target_kw, request.event_type)
-    champion = registry_champion(registry)
+    notes = []
+    try:
+        champion = registry_champion(registry)
+    except TrackingUnavailableError as err:  # registry down or artifacts missing: say so
+        champion = None
+        notes.append(f"response-likelihood model not available ({err}); the Beta-shrunk "
+                     "historical rate answered")
     customer = predict_rows(data, rows, rule, champion)
     per_resource = predict_resources(data, rows, customer, rule, champion)
     out = customer.reset_index()
     return ResponseResponse(
-        threshold=rule.min_achievement_ratio, source=str(out["source"].iloc[0]),
+        threshold=rule.min_achievement_ratio, source=str(out["source"].iloc[0]), notes=notes,
         customers=[CustomerLikelihood(customer_id=str(r.customer_id),
                                       p_deliver=round(float(r.p_deliver), 4),
                                       expected_achievement=round(float(r.expected_achievement),

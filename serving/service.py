@@ -43,6 +43,7 @@ from serving.baseline_api import (
     BaselineResponse,
     MeasureRequest,
     MeasureResponse,
+    MLBaselineUnavailable,
     handle_baseline,
     handle_measure,
 )
@@ -55,7 +56,12 @@ from serving.bid_api import (
     handle_capacity,
 )
 from serving.capability_api import CapabilityRequest, CapabilityResponse, handle_capability
-from serving.dispatch_api import DispatchRequest, DispatchResponse, handle_dispatch
+from serving.dispatch_api import (
+    DispatchRequest,
+    DispatchResponse,
+    ReliabilityUnavailable,
+    handle_dispatch,
+)
 from serving.forecast_api import (
     AnswerCache,
     ForecastRequest,
@@ -133,7 +139,8 @@ class RegistryBaselines(Mapping):
     """ML baselines from the registry: ``baseline-<customer_id>``, else ``baseline-pooled``.
 
     A missing model is simply absent (the handler then uses the rule baselines for ``auto``
-    and answers 503 when ``ml`` was asked explicitly).
+    and answers 503 when ``ml`` was asked explicitly); a registry fault is
+    ``MLBaselineUnavailable`` (``auto`` answers from the rules with a note, ``ml`` 503).
     """
 
     def __init__(self, registry: ModelRegistry):
@@ -144,6 +151,8 @@ class RegistryBaselines(Mapping):
             return self.registry.load(f"baseline-{key}")[1].baseline
         except ModelNotFoundError:
             raise KeyError(key) from None
+        except TrackingUnavailableError as err:  # registry down or artifacts missing
+            raise MLBaselineUnavailable(key, err) from err
 
     def __iter__(self):
         return iter(())
@@ -272,7 +281,10 @@ class VPPService:
         from forecasting.settlement import SettlementRule
         from pipelines.response import planned_reliability
 
-        champion = registry_champion(self.registry)
+        try:
+            champion = registry_champion(self.registry)
+        except TrackingUnavailableError as err:  # registry down, artifacts missing
+            raise ReliabilityUnavailable(err) from err
         if champion is None:
             return None
         try:

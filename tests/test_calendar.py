@@ -64,3 +64,10 @@ def test_schedule_announced_only_where_swapped_days_are_known():
     assert not schedule_announced("CN", 2035)  # not announced yet
     assert schedule_announced("NL", 2035)  # no swapped working days to announce
     assert schedule_announced(None, 2035)
+
+
+def test_a_subdivision_adds_its_own_bank_holidays():
+    easter_monday, summer = dt.date(2013, 4, 1), dt.date(2013, 8, 26)  # England, not Scotland
+    assert day_type(easter_monday, "GB-ENG") == "holiday"
+    assert day_type(summer, "GB-ENG") == "holiday"
+    assert day_type(summer, "GB-SCT") == "workday"  # Scotland's is on 5 August

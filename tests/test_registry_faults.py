@@ -10,6 +10,7 @@ import time
 import pytest
 from factories import asgi_client, write_portfolio
 from mlflow import MlflowClient
+from test_service import EVENTS, RESOURCES
 
 from forecasting.errors import ModelNotFoundError
 from forecasting.portfolio import read_portfolio
@@ -27,6 +28,8 @@ def trained(tmp_path_factory):
     """A portfolio and a store holding load_x v1 as champion (the original, never broken)."""
     tmp = tmp_path_factory.mktemp("faults")
     data = write_portfolio(tmp / "pf", days=40)
+    (data / "resources.csv").write_text(RESOURCES)
+    (data / "events.csv").write_text(EVENTS)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
@@ -124,6 +127,27 @@ def test_service_with_the_registry_down_from_the_start(trained, tmp_path, monkey
         r = client.post("/forecast", json=DAY_AHEAD)
         assert r.status_code == 503 and r.json()["type"] == "RegistryUnavailableError"
         assert "no model registered" not in r.text and str(tmp_path) not in r.text
+        # what can honestly answer without the registry does, and says what is missing
+        window = {"start": "2024-03-20T14:00:00+08:00", "end": "2024-03-20T16:00:00+08:00",
+                  "notice_time": "2024-03-20T10:00:00+08:00"}
+        auto = client.post("/baseline", json={"customer_id": "cx", **window})
+        assert auto.status_code == 200, auto.text
+        assert auto.json()["method"] != "ml"
+        assert any("ML baseline not available" in n for n in auto.json()["notes"])
+        ml = client.post("/baseline", json={"customer_id": "cx", **window, "method": "ml"})
+        assert ml.status_code == 503 and ml.json()["type"] == "RegistryUnavailableError"
+        plan = client.post("/dispatch", json={"target_kw": 100.0, **window})
+        assert plan.status_code == 200, plan.text
+        assert plan.json()["reliability_source"].startswith("events.csv history")
+        assert any("response-likelihood model not available" in n
+                   for n in plan.json()["notes"])
+        model = client.post("/dispatch", json={"target_kw": 100.0, **window,
+                                               "reliability": "model"})
+        assert model.status_code == 503
+        likely = client.post("/response-likelihood", json={"customers": ["cx"], **window,
+                                                           "target_kw": [100.0]})
+        assert likely.status_code == 200, likely.text
+        assert likely.json()["source"] == "historical_rate" and likely.json()["notes"]
 
 
 def test_a_moved_champion_serves_without_restart_or_failed_requests(trained, tmp_path,

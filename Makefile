@@ -15,6 +15,10 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONHASHSEED := 0
 HOST ?= 127.0.0.1
 PORT ?= 3000
+# the sample portfolio is historical (it ends 2025-06-30): its jobs default to a night in it;
+# for your own portfolio (DATA=...) the default issue time is now
+SAMPLE_ISSUE := 2025-06-28T22:30:00+08:00
+DEFAULT_ISSUE := $(if $(filter $(VAR)/sample_portfolio,$(DATA)),$(SAMPLE_ISSUE),now)
 
 .PHONY: help install run train batch nightly serve sample-data test test-fast benchmarks benchmarks-baselines lint clean
 
@@ -39,11 +43,11 @@ train: sample-data  ## train every site, the ML baseline and the response likeli
 	$(BIN)/vpp baseline-train --data $(DATA) --skip-trained
 	$(BIN)/vpp response-train --data $(DATA) --skip-trained
 
-batch: $(STAMP)  ## nightly batch: day-ahead forecasts of every site (ISSUE=now or ISO time)
-	$(BIN)/vpp batch-forecast --data $(DATA) --issue-time $(or $(ISSUE),now) --out $(VAR)/forecasts
+batch: sample-data  ## batch: day-ahead forecasts of every site (ISSUE=ISO time or now; default a night of the sample portfolio, now for DATA=yours)
+	$(BIN)/vpp batch-forecast --data $(DATA) --issue-time $(or $(ISSUE),$(DEFAULT_ISSUE)) --out $(VAR)/forecasts
 
 nightly: sample-data  ## nightly job: retrain stale models, D+1/D+2 forecasts of every site into var/forecast_store (ISSUE=ISO time or now; default a night of the sample portfolio)
-	$(BIN)/vpp nightly --data $(DATA) --issue-time $(or $(ISSUE),2025-06-28T22:30:00+08:00) --store $(VAR)/forecast_store $(NIGHTLY_ARGS)
+	$(BIN)/vpp nightly --data $(DATA) --issue-time $(or $(ISSUE),$(DEFAULT_ISSUE)) --store $(VAR)/forecast_store $(NIGHTLY_ARGS)
 
 run: train  ## set up, train on the sample portfolio, serve the API on 127.0.0.1:3000 (prints a local API key)
 	$(BIN)/vpp serve --data $(DATA) --host $(HOST) --port $(PORT) --local-key-file $(VAR)/local_api_key

@@ -286,8 +286,12 @@ def batch_forecast(
                      timestamp=frame["timestamp"].map(pd.Timestamp.isoformat)).to_csv(
             path, index=False, float_format="%.4f")
         console.print(f"wrote {len(frame)} rows for {frame['site_id'].nunique()} sites to {path}")
+    report = out / f"failures_{stamp}.csv"
+    if not failures and report.exists():  # a rerun that succeeded: the old report is stale
+        report.unlink()
+        console.print(f"removed {report}: every site succeeded this time")
     if failures:
-        pd.DataFrame(failures).to_csv(out / f"failures_{stamp}.csv", index=False)
+        pd.DataFrame(failures).to_csv(report, index=False)
         console.print(f"[yellow]{len(failures)} of {len(sites)} sites failed[/yellow] "
                       f"(see {out / f'failures_{stamp}.csv'})")
         if len(failures) == len(sites):

@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, Field
 
+from forecasting.errors import StaleDataError
 from forecasting.portfolio import Portfolio
 from pipelines.forecast_store import ForecastStoreError, stored_forecast
 from pipelines.forecasting import forecast_core, horizon_window
@@ -142,7 +143,19 @@ def handle_forecast(portfolio: Portfolio, request: ForecastRequest, registry, st
         cached = cache.get(key)
         if cached is not None:
             return cached
-    frame = forecast_core(model, portfolio.site_data(site.site_id), issue, t0, t1, levels)
+    data = portfolio.site_data(site.site_id)
+    try:
+        frame = forecast_core(model, data, issue, t0, t1, levels)
+    except StaleDataError as err:
+        if request.issue_time != "now" or data.values_kw.empty:
+            raise
+        last = data.values_kw.index.max().tz_convert(site.timezone)
+        example = (last.normalize() - pd.Timedelta(hours=12)).isoformat()
+        raise StaleDataError(
+            f"{err}. issue_time 'now' is {issue.tz_convert(site.timezone).isoformat()}, but "
+            f"the readings of {site.site_id} end {last.isoformat()}: for a historical "
+            f"portfolio (the synthetic sample ends 2025-06-30) give an issue_time, e.g. "
+            f"\"{example}\"") from err
     answer = _response(site, issue, levels, frame, "compute", [model.note] if model.note
                        else [])
     if not model.note and cache is not None:

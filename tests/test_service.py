@@ -112,6 +112,13 @@ def test_bad_requests_get_4xx_with_a_fix(client, body, status, hint):
     assert hint.lower() in r.text.lower()
 
 
+def test_now_on_a_historical_portfolio_says_which_issue_time_to_give(client):
+    r = client.post("/forecast", json={"site_id": "load_x"})  # issue_time defaults to now
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]
+    assert "issue_time 'now' is" in message and "give an issue_time, e.g." in message
+
+
 def _until(call, done, timeout_s: float = 10.0):
     """``call()`` until ``done(result)`` (the alias refresh runs every TTL / 2 = 0.5 s)."""
     deadline = time.monotonic() + timeout_s

@@ -116,11 +116,15 @@ def test_batch_forecast_reports_a_failing_site_and_goes_on(portfolio_dir, mlflow
     assert failures == [{"site_id": "ghost", "error": failures[0]["error"]}]
     assert "UnknownSiteError" in failures[0]["error"]
     assert len(frame) == 96 and set(frame["site_id"]) == {"load_x"}
+    stale = tmp_path / "out" / "failures_20240406T0400Z.csv"  # of an earlier failed run
+    stale.parent.mkdir()
+    stale.write_text("site_id,error\nload_x,StaleDataError: ...\n")
     res = runner.invoke(app, ["batch-forecast", "--data", str(portfolio_dir), "--issue-time",
                               "2024-04-06T12:00:00+08:00", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     written = list((tmp_path / "out").glob("forecasts_*.csv"))
     assert len(written) == 1 and len(pd.read_csv(written[0])) == 96
+    assert not stale.exists()  # the rerun succeeded for every site
 
 
 def test_tracking_session_leaves_no_global_trace(tmp_path, monkeypatch):

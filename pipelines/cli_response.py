@@ -213,6 +213,9 @@ def response_predict(data: DataOpt, event: EventOpt = None, customers: Customers
         console.print(table(shown, "per resource (level: which answered; resource share of "
                             "target_kw by capacity)",
                             {"p_deliver": ".1%", "expected_achievement": ".1%"}))
+        answered = per_resource.loc[per_resource["level"] == "resource", "source"].unique()
+        if len(answered):
+            console.print(f"resource level: {', '.join(answered)}")
         reasons = per_resource.dropna(subset=["fallback_reason"])
         for reason, group in reasons.groupby("fallback_reason", sort=False):
             console.print(f"customer level for {', '.join(group['resource_id'])}: {reason}")

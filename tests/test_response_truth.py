@@ -121,6 +121,20 @@ def test_training_never_reads_the_truth_and_logs_the_diagram(portfolio_dir, tmp_
     png = client.download_artifacts(decision["run_id"], "plots/reliability_diagram.png",
                                     str(tmp_path))
     assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the registered model carries the resource level: the better of model and rate
+    from pipelines.response import load_champion, predict_resources, predict_rows
+
+    champion = load_champion(mlflow_uri)
+    assert champion.resource_method == scored.resources.method
+    assert (champion.resource_model is None) == (scored.resources.method
+                                                 == "resource_historical_rate")
+    split = data.resource_events
+    rows = data.events[data.events["event_id"].astype(str).isin(split["event_id"].tail(1))]
+    customer = predict_rows(data, rows, scored.rule, champion)
+    answer = predict_resources(data, rows, customer, scored.rule, champion)
+    mine = answer[answer["customer_id"].isin(split["customer_id"])]
+    assert (mine["level"] == "resource").all() and mine["fallback_reason"].isna().all()
+    assert mine["source"].str.startswith("response-likelihood/1").all()
 
 
 def test_per_resource_answers_and_fallbacks(portfolio_dir):

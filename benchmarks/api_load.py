@@ -20,7 +20,8 @@ Scenarios (each after a warm-up): ``POST /forecast`` D+1 of one site at each ``-
 count against the service and the floor (the gap printed as a ratio): the same question
 again (answered from the service's answer cache after the first) and a different issue
 time per request (each computed: ``uncached``), ``/dispatch``
-(1,000 resources) and ``/baseline`` at 8 clients, then single-client requests alternating
+(1,000 resources, 20 MW: one automatic plan with the approval threshold raised, and the
+three plans of semi-automatic mode) and ``/baseline`` at 8 clients, then single-client requests alternating
 between the service with and without the middleware (what authentication and the audit
 add at p50), and the middleware alone in-process around a stub app. Issue 10's targets:
 p99 <= 30 ms and 0 errors for /forecast at 8 clients; auth + audit <= 1 ms at p50.
@@ -324,8 +325,10 @@ def main(argv: list[str] | None = None) -> None:
                          args.requests)
                 scenario("POST /forecast D+1", "floor", "/forecast", FORECAST, n,
                          args.requests, headers={})
-            scenario("POST /dispatch 1,000 resources", "service", "/dispatch", DISPATCH, 8,
-                     max(40, args.requests // 10))
+            scenario("POST /dispatch 1,000 resources, one plan", "service", "/dispatch",
+                     {**DISPATCH, "approval_threshold_kw": 1e6}, 8, max(40, args.requests // 10))
+            scenario("POST /dispatch 1,000 resources, three plans", "service", "/dispatch",
+                     DISPATCH, 8, max(16, args.requests // 25))
             scenario("POST /baseline x_of_y", "service", "/baseline", BASELINE, 8,
                      max(80, args.requests // 5))
             seq = _alternating(servers["service"][1], servers["unguarded"][1], key,

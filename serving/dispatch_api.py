@@ -40,10 +40,7 @@ from models.dispatch_plans import (
     dispatch_plans,
 )
 from serving.limits import MAX_CUSTOMERS, MAX_EVENT_WINDOW, check_count, check_window
-from serving.request_types import Instant, StrictRequest
-
-EventType = Literal["annual", "day_ahead", "real_time", "peak", "reserve", "peak_shaving",
-                    "valley_filling"]  # forecasting.contract.EVENT_TYPES (a test keeps them equal)
+from serving.request_types import EventType, Instant, StrictRequest
 
 
 class ReliabilityUnavailable(RuntimeError):

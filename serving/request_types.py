@@ -11,9 +11,11 @@ characters, so an error message never echoes megabytes.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from forecasting.contract import EVENT_TYPES
 
 MAX_ID_CHARS = 128
 TIME_RANGE = (datetime(1990, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
@@ -40,3 +42,4 @@ def _in_range(value: datetime) -> datetime:
 
 Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+EventType = Literal[EVENT_TYPES]  # events.csv event types, the contract's one list

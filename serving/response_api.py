@@ -37,10 +37,7 @@ from serving.limits import (
     check_count,
     check_window,
 )
-from serving.request_types import Id, Instant, StrictRequest
-
-EventType = Literal["annual", "day_ahead", "real_time", "peak", "reserve", "peak_shaving",
-                    "valley_filling"]
+from serving.request_types import EventType, Id, Instant, StrictRequest
 
 
 def _distinct(ids: list[str]) -> list[str]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import bentoml
@@ -135,8 +135,9 @@ def answer(call: Callable[[], object]):
         return response
 
 
-class RegistryBaselines(Mapping):
-    """ML baselines from the registry: ``baseline-<customer_id>``, else ``baseline-pooled``.
+class RegistryBaselines:
+    """ML baselines from the registry: ``get("<customer_id>")`` is ``baseline-<customer>``,
+    ``get("pooled")`` ``baseline-pooled``, None when not registered.
 
     A missing model is simply absent (the handler then uses the rule baselines for ``auto``
     and answers 503 when ``ml`` was asked explicitly); a registry fault is
@@ -146,19 +147,13 @@ class RegistryBaselines(Mapping):
     def __init__(self, registry: ModelRegistry):
         self.registry = registry
 
-    def __getitem__(self, key: str):
+    def get(self, key: str):
         try:
             return self.registry.load(f"baseline-{key}")[1].baseline
         except ModelNotFoundError:
-            raise KeyError(key) from None
+            return None
         except TrackingUnavailableError as err:  # registry down or artifacts missing
             raise MLBaselineUnavailable(key, err) from err
-
-    def __iter__(self):
-        return iter(())
-
-    def __len__(self) -> int:
-        return 1  # never "empty": lookups go to the registry
 
 
 THREADS = int(os.environ.get("VPP_SERVICE_THREADS", "4"))

@@ -5,8 +5,9 @@ Synthetic: invented events for the sample portfolio. What is modelled:
 
 - **when**: peak events fall on working days, mostly on hot summer days (afternoon 13:00-16:00
   or evening 17:00-19:30 starts) and cold winter days (morning 09:00-10:30 or evening
-  starts), never within a week of the Spring Festival; valley-filling events (negative
-  targets) fall on spring/autumn rest days around noon, when solar infeed is high.
+  starts), never within a week of the Spring Festival nor in the last 14 days of a grid of
+  90 days or more (room to plan a hypothetical event on metered days); valley-filling
+  events (negative targets) fall on spring/autumn rest days around noon, when solar infeed is high.
   Durations are 1-4 h on 15-minute boundaries. About 165 events in the default 18 months
   (``EVENTS_PER_DAY``), so that the response likelihood has enough to learn and be scored on.
 - **notice**: annual events weeks ahead, day-ahead (and valley filling) the previous
@@ -56,6 +57,7 @@ EVENTS_PER_DAY = 165 / 546  # about 165 events in the default 18 months
 SUB_METERED_SHARE = 0.3  # customers settled per resource (reduction events)
 NOISE_SIGMA = 0.12  # lognormal noise of the achievement, reductions
 VALLEY_NOISE_SIGMA = 0.15
+QUIET_DAYS_AT_END = 14  # no event in the last fortnight of a grid of 90+ days: room to plan
 RESOURCE_EVENT_COLUMNS = ("event_id", "customer_id", "resource_id", "target_kw", "actual_kw")
 VALLEY_SHARE = 0.12
 PEAK_MONTHS = (6, 7, 8, 9, 12, 1, 2)
@@ -158,6 +160,8 @@ def plan_events(
 
     stress = np.exp((t_max - 31.0) / 2.5) + np.exp((1.0 - t_min) / 2.5) + 0.01
     peak_season = np.where(np.isin(months, PEAK_MONTHS), 1.0, 0.05)
+    if grid.n_days >= 90:  # leave the last fortnight free for planned (hypothetical) events
+        festival = festival | (np.arange(grid.n_days) >= grid.n_days - QUIET_DAYS_AT_END)
     peak_weight = np.where(grid.working & ~festival, stress * peak_season, 0.0)
     peak_days = _pick_days(rng, peak_weight, n_events - n_valley)
     shoulder = np.isin(months, (3, 4, 5, 9, 10, 11))

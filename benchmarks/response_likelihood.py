@@ -13,9 +13,8 @@ event, logged to MLflow and registered) -> ``load_champion`` -> ``predict_rows``
 answer with). The MLflow store is a fresh temporary one unless ``--mlflow-uri`` is given.
 
 The portfolio is the default sample (``generate_portfolio(dir, seed=7)``, 18 months, about
-165 events): ``var/sample_portfolio`` when it holds the generator's truth file, else
-generated into ``var/benchmarks/response_likelihood/portfolio``. The truth
-(``truth/response_truth.csv``) only scores; it never reaches a fit.
+165 events), generated afresh into a temporary directory (``--data DIR``: a generated one).
+The truth (``truth/response_truth.csv``) only scores; it never reaches a fit.
 
 Printed: per method (model, historical_rate = Beta-shrunk per-customer rate, base_rate,
 and the true probability itself as the floor) the held-out Brier score, Brier skill over
@@ -37,7 +36,6 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "var" / "benchmarks" / "response_likelihood"
-SAMPLE = ROOT / "var" / "sample_portfolio"
 TARGET_ECE_VS_TRUTH = 0.03
 TARGET_BRIER_SKILL = 0.2
 COLUMNS = {"brier": "Brier", "brier_skill": "Brier skill", "roc_auc": "AUC",
@@ -45,18 +43,16 @@ COLUMNS = {"brier": "Brier", "brier_skill": "Brier skill", "roc_auc": "AUC",
            "mae_vs_truth": "mean |p - p_true|", "n": "rows"}
 
 
-def portfolio_dir() -> Path:
-    """The default sample portfolio with its truth file (generated when needed)."""
-    from forecasting.synthetic_truth import TRUTH_FILE
+def portfolio_dir(tmp: Path, seed: int = 7) -> Path:
+    """The default sample portfolio (``seed`` 7 by default) with its truth file, generated
+    afresh into ``tmp`` (a portfolio left by an older generator would give other figures)."""
+    from forecasting.synthetic import generate_portfolio
 
-    if (SAMPLE / TRUTH_FILE).is_file():
-        return SAMPLE
-    target = OUT / "portfolio"
-    if not (target / TRUTH_FILE).is_file():
-        from forecasting.synthetic import generate_portfolio
-
-        print(f"generating the SYNTHETIC default sample portfolio into {target}")
-        generate_portfolio(target, seed=7)
+    target = tmp / f"portfolio_seed{seed}"
+    print(f"generating the SYNTHETIC default sample portfolio (seed {seed}) into {target}")
+    t0 = time.perf_counter()
+    generate_portfolio(target, seed=seed)
+    print(f"generated in {time.perf_counter() - t0:.1f} s")
     return target
 
 
@@ -132,19 +128,41 @@ def run(directory: Path, uri: str) -> dict[str, pd.DataFrame]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="a generated sample portfolio with "
-                        "truth/response_truth.csv (default: the default sample)")
+                        "truth/response_truth.csv (default: the default sample, generated)")
+    parser.add_argument("--seeds", default="7", help="comma-separated generator seeds of the "
+                        "default sample (default 7, the sample's); several give a summary "
+                        "of how much the held-out figures vary with the draw")
     parser.add_argument("--mlflow-uri", help="MLflow store (default: a fresh temporary one)")
     args = parser.parse_args(argv)
-    directory = args.data or portfolio_dir()
     OUT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        uri = args.mlflow_uri or f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        import os
+    seeds = [int(v) for v in args.seeds.split(",")] if not args.data else [None]
+    summary = []
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = args.data or portfolio_dir(Path(tmp), seed)
+            uri = args.mlflow_uri or f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+            import os
 
-        os.environ.setdefault("MLFLOW_ARTIFACTS_DIR", str(Path(tmp) / "artifacts"))
-        tables = run(directory, uri)
-    for name, frame in tables.items():
-        frame.to_csv(OUT / f"{name}.csv")
+            os.environ["MLFLOW_ARTIFACTS_DIR"] = str(Path(tmp) / "artifacts")
+            tables = run(directory, uri)
+        suffix = "" if seed in (None, 7) else f"_seed{seed}"
+        for name, frame in tables.items():
+            frame.to_csv(OUT / f"{name}{suffix}.csv")
+        t = tables["customer"]
+        summary.append({"seed": seed, "model Brier skill": t.loc["model", "Brier skill"],
+                        "truth Brier skill": t.loc["truth", "Brier skill"],
+                        "model ECE vs truth": t.loc["model", "ECE vs truth"],
+                        "historical_rate ECE vs truth": t.loc["historical_rate",
+                                                              "ECE vs truth"],
+                        "model mean |p - p_true|": t.loc["model", "mean |p - p_true|"],
+                        "historical_rate mean |p - p_true|": t.loc["historical_rate",
+                                                                   "mean |p - p_true|"]})
+    if len(summary) > 1:
+        frame = pd.DataFrame(summary).set_index("seed")
+        print("\nOver generator seeds (held-out figures of each draw; mean last)")
+        frame.loc["mean"] = frame.mean()
+        print(frame.to_string(float_format=lambda v: f"{v:.3f}"))
+        frame.to_csv(OUT / "seeds.csv")
 
 
 if __name__ == "__main__":

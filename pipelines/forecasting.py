@@ -8,6 +8,21 @@ asked of a ``weather_only`` model, which reads no history).
 Poor but usable inputs (flatlined or day-old readings, missing weather for PV/wind) do not
 fail: the flagged climatology fallback answers and the ``quality`` column (an extension of
 the output format) says why.
+
+Windows: load up to 45 days, PV and wind up to 7 (``MAX_WINDOW_DAYS``). Every row says
+which method answered it in the ``method`` column (an extension of the output format):
+
+- ``nwp``: the champion with the latest weather forecast known at the issue time;
+- ``weather_scenarios`` (load): the part of the window beyond that forecast's horizon, from
+  the champion run on shifted-date scenarios of the site's own weather history and the
+  scenario distributions pooled (``models.weather_scenarios``);
+- ``climatology``: the flagged fallback (``models.fallback``), for poor inputs, or for load
+  beyond the weather forecast when the history holds no past-year window for scenarios
+  (quality ``fallback_climatology`` too);
+- ``no_weather``: a champion that reads no weather at all answered.
+
+The normal short window (within the model's longest lead and the weather forecast) takes
+the path it always took: one call of the forecaster.
 """
 
 from __future__ import annotations
@@ -15,6 +30,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from forecasting.contract import WEATHER_COLUMNS
@@ -22,11 +38,14 @@ from forecasting.errors import DataError, StaleDataError
 from forecasting.portfolio import Portfolio, SiteData, as_utc
 from forecasting.quality import assess
 from models.fallback import ClimatologyFallback
+from models.weather_scenarios import far_features, forecast_scenarios, nwp_end
 from pipelines.registry import LoadedModel, ModelRegistry
 
 log = logging.getLogger(__name__)
 MAX_HISTORY_AGE = pd.Timedelta(days=7)
 OUTPUT_COLUMNS = ("site_id", "issue_time", "timestamp")
+MAX_WINDOW_DAYS = {"load": 45, "pv": 7, "wind": 7}
+METHODS = ("nwp", "weather_scenarios", "climatology", "no_weather")
 
 
 def target_index(site, start, end) -> pd.DatetimeIndex:
@@ -38,8 +57,13 @@ def target_index(site, start, end) -> pd.DatetimeIndex:
     if s.floor(res) != s or e.floor(res) != e:
         raise DataError(f"start and end must lie on the site's {site.resolution_minutes}-minute "
                         f"grid (got {s}, {e})")
-    if (e - s) > pd.Timedelta(days=7):
-        raise DataError(f"window {s}..{e} is longer than 7 days; forecasts reach D+2")
+    days = MAX_WINDOW_DAYS.get(site.kind, 7)
+    if (e - s) > pd.Timedelta(days=days):
+        more = (" (month-ahead from weather scenarios)" if site.kind == "load" else
+                "; PV and wind forecasts need a weather forecast, which reaches days, not "
+                "weeks")
+        raise DataError(f"window {s}..{e} is longer than {days} days, the limit for "
+                        f"{site.kind}{more}: split it or shorten it")
     return pd.date_range(s, e, freq=res, inclusive="left")
 
 
@@ -87,14 +111,21 @@ def forecast_core(model: LoadedModel, data: SiteData, issue_time, start, end,
     for message in report.messages:
         log.warning(message)
     levels = quantiles if quantiles is not None else model.forecaster.quantiles_
+    method = None
     if needs_fallback(data.site.kind, flags, uses_history):
         out = ClimatologyFallback().forecast(report.data, issue, targets, levels)
         flags.append("fallback_climatology")
         version = f"fallback-climatology (champion {model.label} not used)"
+        method = "climatology"
         log.warning("site %s: forecast issued %s from the climatology fallback (%s)",
                     data.site.site_id, issue, ", ".join(flags))
-    else:
+    elif not _long_window(model.forecaster, data.site.kind, flags, issue, targets):
         out = model.forecaster.forecast(report.data, issue, targets, levels)
+        version = model.label
+        method = "nwp" if model.forecaster.spec_.weather_columns else "no_weather"
+    else:
+        out, method = _forecast_long(model.forecaster, report.data, issue, targets, levels,
+                                     flags)
         version = model.label
     out.index.name = "timestamp"
     out = out.reset_index()
@@ -102,7 +133,58 @@ def forecast_core(model: LoadedModel, data: SiteData, issue_time, start, end,
     out.insert(0, "site_id", data.site.site_id)
     out["model_version"] = version
     out["quality"] = ";".join(flags) if flags else "ok"
+    out["method"] = method
     return out
+
+
+def _long_window(forecaster, kind: str, flags: list[str], issue: pd.Timestamp,
+                 targets: pd.DatetimeIndex) -> bool:
+    """A load window beyond the model's longest lead or the weather forecast (flagged
+    ``missing_weather`` by ``assess``): the path of ``_forecast_long``. Two comparisons,
+    so the normal day-ahead request does no new work."""
+    if kind != "load":
+        return False
+    reach = pd.Timedelta(minutes=max(b[2] for b in forecaster.buckets_))
+    return "missing_weather" in flags or targets[-1] - issue > reach
+
+
+def _forecast_long(forecaster, data: SiteData, issue: pd.Timestamp,
+                   targets: pd.DatetimeIndex, levels, flags: list[str]
+                   ) -> tuple[pd.DataFrame, np.ndarray | str]:
+    """Load beyond the weather forecast or the trained lead: ``nwp`` where the latest
+    weather forecast known at the issue covers the target, ``weather_scenarios`` beyond it,
+    ``climatology`` (flagged) beyond it when the history holds no scenario."""
+    columns = forecaster.spec_.weather_columns
+    if not columns:  # the champion reads no weather: it answers every row as it is
+        X = far_features(forecaster, data, issue, targets)
+        return forecaster.predict_features(X, levels), "no_weather"
+    end = nwp_end(data.weather, columns)
+    covered = (np.zeros(len(targets), dtype=bool) if end is None
+               else np.asarray(targets <= end))
+    parts, methods = [], []
+    if covered.any():
+        X = far_features(forecaster, data, issue, targets[covered])
+        parts.append(forecaster.predict_features(X, levels))
+        methods.append(pd.Series("nwp", index=targets[covered]))
+    beyond = targets[~covered]
+    if len(beyond):
+        scen = forecast_scenarios(forecaster, data, issue, beyond, levels)
+        if scen is not None:
+            parts.append(scen.quantiles)
+            methods.append(pd.Series("weather_scenarios", index=beyond))
+            log.info("site %s: %d intervals beyond the weather forecast (ends %s) from %d "
+                     "weather scenarios", data.site.site_id, len(beyond), end,
+                     len(scen.scenarios))
+        else:
+            parts.append(ClimatologyFallback().forecast(data, issue, beyond, levels))
+            methods.append(pd.Series("climatology", index=beyond))
+            flags.append("fallback_climatology")
+            log.warning("site %s: %d intervals beyond the weather forecast (ends %s) from the "
+                        "climatology fallback: no past-year window of weather history known "
+                        "at %s for scenarios", data.site.site_id, len(beyond), end, issue)
+    out = pd.concat(parts).sort_index()
+    method = pd.concat(methods).sort_index()
+    return out, method.to_numpy()
 
 
 def forecast_site(portfolio: Portfolio, kind: str, site_id: str, issue_time, start, end,

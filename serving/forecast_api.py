@@ -10,6 +10,12 @@ the model version: the portfolio is read once at start-up, so the same question 
 model has the same answer, and a platform asking it from several places gets it without a
 second computation. A promoted champion has a new version, hence new keys. Answers given
 by an earlier loaded version during a registry fault are not cached.
+
+Windows: load up to 45 days ahead (``MAX_FORECAST_WINDOW``; beyond the weather forecast
+from weather scenarios), PV and wind up to 7 days (``pipelines.forecasting.
+MAX_WINDOW_DAYS``, refused beyond with 422). Each point says which method answered it
+(``nwp``, ``weather_scenarios``, ``climatology``, ``no_weather``) and ``methods`` lists
+those of the answer.
 """
 
 from __future__ import annotations
@@ -37,6 +43,13 @@ def _level(value: float) -> float:
 
 
 Level = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_level)]
+MAX_FORECAST_MINUTES = int(MAX_FORECAST_WINDOW.total_seconds() // 60)
+Method = Literal["nwp", "weather_scenarios", "climatology", "no_weather"]
+METHOD_HELP = ("nwp: the champion with the latest weather forecast known at the issue time; "
+               "weather_scenarios: load beyond that forecast, the champion on shifted-date "
+               "scenarios of the site's own weather history, pooled; climatology: the flagged "
+               "fallback (poor inputs, or no past-year weather history for scenarios); "
+               "no_weather: a champion that reads no weather")
 
 
 class ForecastRequest(StrictRequest):
@@ -48,8 +61,10 @@ class ForecastRequest(StrictRequest):
         None, description="named window: intraday = next 4 h; day_ahead = the next local day "
         "(96 points at 15 min); d_plus_2 = the day after. Give one of horizon, "
         "horizon_minutes, or start and end (default day_ahead)")
-    horizon_minutes: int | None = Field(None, ge=1, le=4320,
-                                        description="window from the next interval, minutes")
+    horizon_minutes: int | None = Field(
+        None, ge=1, le=MAX_FORECAST_MINUTES,
+        description="window from the next interval, minutes (load up to 45 days; PV and wind "
+                    "up to 7 days)")
     start: Instant | None = Field(None, description="window start (with end)")
     end: Instant | None = Field(None, description="window end, exclusive")
     quantiles: list[Level] = Field([0.1, 0.5, 0.9], min_length=1, max_length=99,
@@ -63,6 +78,7 @@ class ForecastRequest(StrictRequest):
 class ForecastPoint(BaseModel):
     timestamp: datetime = Field(description="interval start, in the site's local offset")
     values_kw: dict[str, float] = Field(description="quantile level name (q0.1...) -> kW")
+    method: Method = Field(description=METHOD_HELP)
 
 
 class ForecastResponse(BaseModel):
@@ -79,6 +95,8 @@ class ForecastResponse(BaseModel):
     source: Literal["store", "compute"] = Field(
         description="store: the nightly forecast stored for this issue time; compute: made "
                     "now from the champion")
+    methods: list[Method] = Field(description="the methods that answered the points, in "
+                                  "the order of the window")
     notes: list[str] = Field(default_factory=list, description="what the caller should know: "
                              "e.g. the registry was unavailable and an earlier loaded "
                              "version answered")
@@ -186,11 +204,23 @@ def _response(site, issue, levels, frame: pd.DataFrame, source: str,
     qcols = [c for c in frame.columns if c.startswith("q") and c != "quality"]
     local = pd.DatetimeIndex(frame["timestamp"]).tz_convert(site.timezone)
     values = frame[qcols].to_numpy().round(4).tolist()
-    points = [ForecastPoint(timestamp=ts, values_kw=dict(zip(qcols, row, strict=True)))
-              for ts, row in zip(local.to_pydatetime(), values, strict=True)]
+    methods = _methods(frame)
+    points = [ForecastPoint(timestamp=ts, values_kw=dict(zip(qcols, row, strict=True)),
+                            method=m)
+              for ts, row, m in zip(local.to_pydatetime(), values, methods, strict=True)]
     return ForecastResponse(
         site_id=site.site_id, kind=site.kind, timezone=site.timezone,
         issue_time=issue.tz_convert(site.timezone).to_pydatetime(),
         resolution_minutes=site.resolution_minutes,
         model_version=str(frame["model_version"].iloc[0]), quantiles=sorted(levels),
-        quality=str(frame["quality"].iloc[0]), source=source, notes=notes, points=points)
+        quality=str(frame["quality"].iloc[0]), source=source,
+        methods=list(dict.fromkeys(methods)), notes=notes, points=points)
+
+
+def _methods(frame: pd.DataFrame) -> list[str]:
+    """The ``method`` column; for a stored forecast written before it existed, from the
+    quality flags (the fallback is flagged there; the rest was the champion with NWP)."""
+    if "method" in frame.columns and frame["method"].notna().all():
+        return [str(m) for m in frame["method"]]
+    fallback = frame["quality"].astype(str).str.contains("fallback_climatology")
+    return ["climatology" if f else "nwp" for f in fallback]

@@ -53,7 +53,7 @@ class ResourceFit:
 
 def resource_data(data):
     """The ``ResponseData`` of the resources settled on their own (None without any)."""
-    from pipelines.response import ResponseData
+    from pipelines.response_core import ResponseData
 
     if data.resource_events is None or data.resource_events.empty or data.resources is None:
         return None
@@ -68,7 +68,7 @@ def fit_resource_models(data, rule: SettlementRule, config, test_start: pd.Times
                         truth: pd.DataFrame | None = None) -> ResourceFit | None:
     """Scoring and final fits of the resource model (None, logged, when the resource rows
     are too few or of one class)."""
-    from pipelines.response import build_features, historical_as_of
+    from pipelines.response_core import build_features, historical_as_of
 
     rdata = resource_data(data)
     if rdata is None:
@@ -131,7 +131,7 @@ def predict_resources(data, rows: pd.DataFrame, customer: pd.DataFrame, rule: Se
     Columns: event_id, customer_id, resource_id, target_kw, p_deliver, expected_achievement,
     level, fallback_reason, source.
     """
-    from pipelines.response import REGISTERED_NAME, build_features, historical_as_of
+    from pipelines.response_core import REGISTERED_NAME, build_features, historical_as_of
 
     columns = ["event_id", "customer_id", "resource_id", "target_kw", "p_deliver",
                "expected_achievement", "level", "fallback_reason", "source"]

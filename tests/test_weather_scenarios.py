@@ -239,3 +239,24 @@ def test_api_month_ahead_for_a_load_site_says_the_method(tmp_path, monkeypatch, 
         too_long = client.post("/forecast", json={
             **body, "end": (ISSUE + pd.Timedelta(days=46)).isoformat()})
         assert too_long.status_code == 422 and "45 days" in too_long.text
+
+
+# ------------------------------------------------------------------ GEFCom2014 load adapter
+def test_gefcom2014_load_adapter_units_times_and_no_run_of_the_month(shared_data):
+    from benchmarks.adapters import gefcom2014_load as gl
+
+    first, end = gl.task_month(4)
+    assert (first, end) == (pd.Timestamp("2011-01-01T05:00Z"), pd.Timestamp("2011-02-01T05:00Z"))
+    raw = gl.read_raw(shared_data)
+    frames = gl.frames(shared_data, forecast_until=first - pd.Timedelta(hours=48), raw=raw)
+    meas, wx = frames["measurements"], frames["weather"]
+    # hour-ending 2005-01-01 01:00 local (UTC-05:00) is the interval starting 05:00 UTC
+    assert meas["timestamp"].iloc[0] == pd.Timestamp("2005-01-01T05:00Z")
+    first_mw = raw.dropna(subset=["LOAD"])["LOAD"].iloc[0]
+    assert meas["load_kw"].iloc[0] == pytest.approx(first_mw * 1000.0)
+    runs = wx[wx["issue_time"].notna()]
+    assert runs["issue_time"].max() < first - pd.Timedelta(hours=47)
+    assert runs["timestamp"].max() < first  # no temperature of the month is forecast
+    obs = wx[wx["issue_time"].isna()]
+    f = raw.loc[0, list(gl.STATIONS)].mean()
+    assert obs["temp_air_c"].iloc[0] == pytest.approx((f - 32) * 5 / 9)

@@ -3,7 +3,11 @@
 ``LGBMQuantileRegressor`` fits one LightGBM booster per level of ``quantiles`` (one thread
 each: on 2-core machines several threads per small model are much slower, see
 ../shared/STACK_NOTES.md). ``predict`` returns the grid sorted per row, so quantiles never
-cross. ``interpolate_quantiles`` gives any other level: linear in the level inside the grid,
+cross. ``contributions`` gives one level's per-feature contributions (LightGBM's
+``pred_contrib``, TreeSHAP): a row's contributions plus the bias sum to that level's raw
+(unsorted) prediction, ``predict_raw``. ``QuantileBag`` averages several fitted
+regressors (a seed bag: each member trained with its own seed and rows), predictions and
+contributions alike, so the same identity holds for the bag. ``interpolate_quantiles`` gives any other level: linear in the level inside the grid,
 normal-tail extrapolation outside it (the spacing of the two outermost levels fixes the
 scale), so 99 percentiles can come from a 7-level grid.
 """
@@ -87,19 +91,76 @@ class LGBMQuantileRegressor(RegressorMixin, BaseEstimator):
         ]
         return self
 
-    def predict(self, X) -> np.ndarray:
+    def _check_X(self, X) -> np.ndarray:
         check_is_fitted(self, "boosters_")
         X = np.asarray(X, dtype=float)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the model was fitted on "
-                             f"{self.n_features_in_}")
-        out = np.column_stack([b.predict(X, num_threads=self.n_jobs) for b in self.boosters_])
-        return np.sort(out, axis=1)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has shape {X.shape}, the model was fitted on "
+                             f"{self.n_features_in_} features")
+        return X
+
+    def predict_raw(self, X) -> np.ndarray:
+        """Each level's booster output, unsorted, shape (n, len(quantiles))."""
+        X = self._check_X(X)
+        return np.column_stack([b.predict(X, num_threads=self.n_jobs) for b in self.boosters_])
+
+    def predict(self, X) -> np.ndarray:
+        return np.sort(self.predict_raw(X), axis=1)
+
+    def contributions(self, X, quantile: float = 0.5) -> np.ndarray:
+        """Per-feature contributions to level ``quantile``'s raw prediction (TreeSHAP,
+        LightGBM ``pred_contrib``): shape (n, n_features + 1), the last column the bias
+        (expected value); each row sums to that level's column of ``predict_raw(X)``."""
+        X = self._check_X(X)
+        return self.boosters_[_level_index(self.quantiles_, quantile)].predict(
+            X, pred_contrib=True, num_threads=self.n_jobs)
 
     def feature_importance(self, importance_type: str = "gain") -> np.ndarray:
         """Importance summed over the levels' boosters."""
         check_is_fitted(self, "boosters_")
         return np.sum([b.feature_importance(importance_type) for b in self.boosters_], axis=0)
+
+
+def _level_index(trained, quantile: float) -> int:
+    hit = np.flatnonzero(np.isclose(trained, quantile))
+    if not hit.size:
+        raise ValueError(f"level {quantile} is not trained; trained levels are {list(trained)}")
+    return int(hit[0])
+
+
+class QuantileBag:
+    """The mean of fitted ``LGBMQuantileRegressor`` members on the same levels and features.
+
+    A seed bag: each member is trained with its own seed (row bagging, feature subsampling)
+    and, in ``SiteForecaster``, its own training rows; averaging them takes most of the
+    seed's noise out of the forecast. Same methods as a single regressor.
+    """
+
+    def __init__(self, members):
+        members = list(members)
+        if not members:
+            raise ValueError("a bag needs at least one fitted member")
+        for m in members:
+            check_is_fitted(m, "boosters_")
+        first = members[0]
+        if any(m.quantiles_ != first.quantiles_ or m.n_features_in_ != first.n_features_in_
+               for m in members):
+            raise ValueError("bag members must share levels and features")
+        self.members_ = members
+        self.quantiles_ = first.quantiles_
+        self.n_features_in_ = first.n_features_in_
+
+    def predict_raw(self, X) -> np.ndarray:
+        return np.mean([m.predict_raw(X) for m in self.members_], axis=0)
+
+    def predict(self, X) -> np.ndarray:
+        return np.sort(self.predict_raw(X), axis=1)
+
+    def contributions(self, X, quantile: float = 0.5) -> np.ndarray:
+        return np.mean([m.contributions(X, quantile) for m in self.members_], axis=0)
+
+    def feature_importance(self, importance_type: str = "gain") -> np.ndarray:
+        return np.mean([m.feature_importance(importance_type) for m in self.members_], axis=0)
 
 
 def interpolate_quantiles(values: np.ndarray, grid, requested) -> np.ndarray:

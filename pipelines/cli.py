@@ -234,6 +234,14 @@ def forecast(
     end: Annotated[str, typer.Option(help="end of the window (exclusive), ISO")],
     quantiles: Annotated[str, typer.Option(help="levels, e.g. 0.1,0.5,0.9")] = "0.1,0.5,0.9",
     out: Annotated[Path, typer.Option("--out", help="CSV file to write")],
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="also write the median's top feature contributions per timestamp "
+        "(TreeSHAP, kW) to --explain-out")] = False,
+    explain_out: Annotated[Path | None, typer.Option(
+        "--explain-out", help="CSV of the contributions (default: <out>_explain.csv beside "
+        "--out); implies --explain")] = None,
+    explain_top: Annotated[int, typer.Option(
+        "--explain-top", min=1, help="contributions kept per timestamp")] = 5,
 ):
     """Forecast with the site's champion model and write the forecast output format."""
     from pipelines.forecasting import forecast_site, write_forecast_csv
@@ -243,8 +251,29 @@ def forecast(
         frame = forecast_site(portfolio, kind, site, issue_time, start, end, _quantiles(quantiles))
     except (DataError, ModelNotFoundError, TrackingUnavailableError, ValueError) as err:
         fail(err)
-    write_forecast_csv(frame, out, portfolio.site(site).timezone)
+    timezone = portfolio.site(site).timezone
+    write_forecast_csv(frame, out, timezone)
     console.print(f"wrote {len(frame)} rows to {out} (model {frame['model_version'].iloc[0]})")
+    if explain or explain_out is not None:
+        from pipelines.explain import (
+            ExplanationUnavailableError,
+            default_explain_path,
+            explain_site,
+            write_explanation_csv,
+        )
+
+        path = explain_out or default_explain_path(out)
+        try:
+            contributions = explain_site(portfolio, kind, site, issue_time, start, end,
+                                         explain_top)
+        except ExplanationUnavailableError as err:
+            console.print(f"[yellow]no explanation written: {err}[/yellow]")
+            return
+        except (DataError, ModelNotFoundError, TrackingUnavailableError, ValueError) as err:
+            fail(err)
+        write_explanation_csv(contributions, path, timezone)
+        console.print(f"wrote the top {explain_top} contributions per timestamp "
+                      f"({len(contributions)} rows) to {path}")
 
 
 @app.command("batch-forecast")

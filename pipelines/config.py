@@ -21,7 +21,10 @@ class TrainingConfig(BaseModel):
     max_training_days: float | None = Field(730, gt=0, description="history used for training")
     n_estimators: int = Field(150, gt=0)
     learning_rate: float = Field(0.07, gt=0, le=1)
-    num_leaves: int = Field(31, ge=2)
+    num_leaves: int = Field(15, ge=2)
+    n_bags: int = Field(3, ge=1, description="seed bag: boosters per level and horizon bucket, "
+                        "each with its own seed, lead draws and rows, averaged (1 = a single "
+                        "booster, as before; 3 takes most of the seed out of the forecast)")
     min_child_samples: int = Field(20, ge=1)
     random_state: int = 0
     promotion_tolerance: float = Field(
@@ -53,5 +56,5 @@ class TrainingConfig(BaseModel):
             feature_spec=self.feature_spec(),
             n_estimators=self.n_estimators, learning_rate=self.learning_rate,
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples,
-            calibration_days=self.calibration_days, max_training_days=self.max_training_days,
+            n_bags=self.n_bags, calibration_days=self.calibration_days, max_training_days=self.max_training_days,
             random_state=self.random_state)

@@ -10,11 +10,12 @@ same configuration:
    (and served): a champion never ignores the latest ``holdout_days`` of history.
 
 ``train_site`` adds MLflow: one run in experiment ``vpp-<kind>`` with params, data window,
-held-out metrics (overall and per lead hour), plots and importances, the model (pyfunc,
-signature, pinned requirements) registered as ``<kind>-<site_id>``. Promotion: the new
-version becomes ``champion`` when there is none or when its mean pinball loss on the *same*
-held-out window is lower than the current champion's (re-scored there now); otherwise it
-becomes ``challenger``.
+held-out metrics (overall and per lead hour), plots (with the TreeSHAP summary of the
+registered model on the held-out rows, ``plots/feature_contributions.png``) and
+importances, the model (pyfunc, signature, pinned requirements) registered as
+``<kind>-<site_id>``. Promotion: the new version becomes ``champion`` when there is none or
+when its mean pinball loss on the *same* held-out window is lower than the current
+champion's (re-scored there now); otherwise it becomes ``challenger``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from mlflow.models import infer_signature
 
 from forecasting.errors import InsufficientDataError
 from forecasting.portfolio import Portfolio, SiteData, as_utc
-from pipelines import plots
+from pipelines import explain, plots
 from pipelines.config import TrainingConfig
 from pipelines.evaluation import (
     attach_actuals,
@@ -185,6 +186,7 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
         mlflow.log_dict(result.model.feature_importances().to_dict(),
                         "metrics/feature_importance.json")
         _log_figures(result, site)
+        explain.log_contribution_plot(result.model, result.holdout_forecasts, data)
         X = _feature_example(result, data)
         signature = infer_signature(X, result.model.predict_features(X))
         info = mlflow.pyfunc.log_model(

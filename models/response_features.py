@@ -232,18 +232,26 @@ def eligibility(ev: pd.DataFrame, resources: pd.DataFrame | None) -> pd.DataFram
         return pd.DataFrame({c: np.full(n, np.nan) for c in cols})
     _require(resources, RESOURCE_COLUMNS, "resources")
     res = resources.assign(customer_id=resources["customer_id"].astype(str))
-    groups = {c: g for c, g in res.groupby("customer_id")}
+    arrays = {c: (g["capacity_kw"].astype("float64").to_numpy(),
+                  *(g[k].astype("float64").to_numpy() for k in
+                    ("min_notice_minutes", "response_minutes", "max_duration_minutes")),
+                  g["level"].astype(str).to_numpy() == "III")
+              for c, g in res.groupby("customer_id")}
     eligible = np.zeros(n)
     total = np.zeros(n)
     lead = ((ev["start"] - ev["notice_time"]) / pd.Timedelta(minutes=1)).to_numpy()
     duration = ((ev["end"] - ev["start"]) / pd.Timedelta(minutes=1)).to_numpy()
     for i, cid in enumerate(ev["customer_id"]):
-        own = groups.get(cid)
-        if own is None:
+        if cid not in arrays:
             continue
-        cap = own["capacity_kw"].astype("float64").to_numpy()
+        cap, notice, response, max_dur, level_iii = arrays[cid]
         total[i] = cap.sum()
-        eligible[i] = cap[eligible_mask(own, lead[i], duration[i])].sum()
+        with np.errstate(invalid="ignore"):  # the rules of eligible_mask, on arrays
+            mask = ((np.isnan(notice) | (notice <= lead[i]))
+                    & (np.isnan(response) | (response <= lead[i]))
+                    & (np.isnan(max_dur) | (max_dur >= duration[i]))
+                    & ~(level_iii & (lead[i] < LEVEL_III_MIN_NOTICE_MINUTES)))
+        eligible[i] = cap[mask].sum()
     target = ev["target_kw"].abs().to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total > 0, eligible / np.where(total > 0, total, 1.0), np.nan)
@@ -356,20 +364,20 @@ def notice_capacity(ev: pd.DataFrame, resources: pd.DataFrame | None) -> pd.Data
     if resources is None or resources.empty:
         return pd.DataFrame({c: np.full(n, np.nan) for c in names})
     res = resources.assign(customer_id=resources["customer_id"].astype(str))
-    groups = {c: g for c, g in res.groupby("customer_id")}
+    arrays = {c: (g["capacity_kw"].astype("float64").to_numpy(),
+                  g["max_duration_minutes"].astype("float64").fillna(np.inf).to_numpy(),
+                  g["min_notice_minutes"].astype("float64").fillna(0.0).to_numpy(),
+                  g["response_minutes"].astype("float64").fillna(0.0).to_numpy(),
+                  g["level"].astype(str).to_numpy())
+              for c, g in res.groupby("customer_id")}
     lead = ((ev["start"] - ev["notice_time"]) / pd.Timedelta(minutes=1)).to_numpy()
     duration = ((ev["end"] - ev["start"]) / pd.Timedelta(minutes=1)).to_numpy()
     out = np.zeros((n, 4))
     for i, cid in enumerate(ev["customer_id"]):
-        own = groups.get(cid)
-        if own is None:
+        if cid not in arrays:
             continue
-        max_dur = own["max_duration_minutes"].astype("float64").fillna(np.inf).to_numpy()
-        cap = own["capacity_kw"].astype("float64").to_numpy() * np.minimum(
-            1.0, max_dur / max(duration[i], 1.0))
-        notice = own["min_notice_minutes"].astype("float64").fillna(0.0).to_numpy()
-        response = own["response_minutes"].astype("float64").fillna(0.0).to_numpy()
-        level = own["level"].astype(str).to_numpy()
+        capacity, max_dur, notice, response, level = arrays[cid]
+        cap = capacity * np.minimum(1.0, max_dur / max(duration[i], 1.0))
         met = notice <= lead[i]
         out[i] = (cap[met].sum(), cap[~met & (level == "II")].sum(),
                   cap[~met & (level == "III")].sum(), cap[response > lead[i]].sum())

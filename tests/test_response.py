@@ -206,11 +206,11 @@ def test_errors_name_the_problem_and_the_fix():
 
 @pytest.fixture(scope="module")
 def sample_portfolio(tmp_path_factory):
-    """A synthetic portfolio of 8 customers with a year of settled events (directory)."""
+    """A synthetic portfolio of 8 customers with seven months of settled events (about 65 events) (directory)."""
     from forecasting.synthetic import generate_portfolio
 
     return generate_portfolio(tmp_path_factory.mktemp("response") / "portfolio", seed=7,
-                              start="2024-06-01", end="2025-06-01", n_customers=8, n_pv=0,
+                              start="2024-06-01", end="2025-01-01", n_customers=8, n_pv=0,
                               n_wind=0)
 
 
@@ -269,9 +269,9 @@ def test_train_register_reload_and_cli(sample_portfolio, mlflow_uri):
     def likelihood(instruction, resources):
         return planned_reliability(inputs, instruction, resources, SettlementRule(), champion)
 
-    request = DispatchRequest(target_kw=300.0, start="2025-05-20T14:00:00+08:00",
-                              end="2025-05-20T16:00:00+08:00",
-                              notice_time="2025-05-20T10:00:00+08:00")
+    request = DispatchRequest(target_kw=300.0, start="2024-12-23T14:00:00+08:00",
+                              end="2024-12-23T16:00:00+08:00",
+                              notice_time="2024-12-23T10:00:00+08:00")
     planned = handle_dispatch(portfolio, request, likelihood=likelihood)
     assert planned.reliability_source.startswith(f"{REGISTERED_NAME}/{current}")
     assert planned.assumed_reliability == []

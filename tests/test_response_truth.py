@@ -53,11 +53,11 @@ def test_resource_level_says_why_the_customer_answers():
 
 @pytest.fixture(scope="module")
 def portfolio_dir(tmp_path_factory):
-    """A SYNTHETIC portfolio of 8 customers and 8 months (about 70 events)."""
+    """A SYNTHETIC portfolio of 6 customers and 6 months (about 55 events)."""
     from forecasting.synthetic import generate_portfolio
 
     return generate_portfolio(tmp_path_factory.mktemp("truth") / "portfolio", seed=7,
-                              start="2024-06-01", end="2025-02-01", n_customers=8, n_pv=0,
+                              start="2024-06-01", end="2024-12-01", n_customers=6, n_pv=0,
                               n_wind=0)
 
 

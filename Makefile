@@ -20,7 +20,7 @@ PORT ?= 3000
 SAMPLE_ISSUE := 2025-06-28T22:30:00+08:00
 DEFAULT_ISSUE := $(if $(filter $(VAR)/sample_portfolio,$(DATA)),$(SAMPLE_ISSUE),now)
 
-.PHONY: help install run train batch nightly serve sample-data test test-fast benchmarks benchmarks-baselines lint clean
+.PHONY: help install run train batch nightly serve sample-data test test-fast benchmarks benchmarks-baselines benchmarks-openstef lint clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -66,6 +66,9 @@ benchmarks: $(STAMP)  ## full accuracy and speed benchmarks on ../shared/data
 
 benchmarks-baselines: $(STAMP)  ## customer baselines: placebo events, savings, speed, OpenDSM CalTRACK (about an hour)
 	$(BIN)/python -m benchmarks.baselines --opendsm
+
+benchmarks-openstef: $(STAMP)  ## OpenSTEF 307 rolling 8 weeks, 5 seeds, beside OpenSTEF 3.4.93 in var/openstef-venv (about 40 min)
+	$(BIN)/python -m benchmarks.load_openstef_rolling --seeds 0,1,2,3,4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

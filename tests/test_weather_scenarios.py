@@ -220,7 +220,8 @@ def test_api_month_ahead_for_a_load_site_says_the_method(tmp_path, monkeypatch, 
     pf = _write_portfolio(synthetic_year_site(), tmp_path / "pf")
     train_site(read_portfolio(pf), "load_y",
                TrainingConfig(quantiles=DEFAULT_QUANTILES, n_estimators=20, holdout_days=5,
-                              calibration_days=0, max_training_days=100), train_end=ISSUE)
+                              calibration_days=0, max_training_days=100, n_bags=1),
+               train_end=ISSUE)
     for key, value in {"VPP_DATA_DIR": str(pf), "VPP_AUTH_DISABLED": "1",
                        "VPP_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
                        "VPP_FORECAST_STORE_URL": str(tmp_path / "store")}.items():

@@ -13,9 +13,9 @@ by an earlier loaded version during a registry fault are not cached.
 
 Windows: load up to 45 days ahead (``MAX_FORECAST_WINDOW``; beyond the weather forecast
 from weather scenarios), PV and wind up to 7 days (``pipelines.forecasting.
-MAX_WINDOW_DAYS``, refused beyond with 422). Each point says which method answered it
-(``nwp``, ``weather_scenarios``, ``climatology``, ``no_weather``) and ``methods`` lists
-those of the answer.
+MAX_WINDOW_DAYS``; beyond: 400 with the limit in the message). Each point says which
+method answered it (``nwp``, ``weather_scenarios``, ``climatology``, ``no_weather``) and
+``methods`` lists those of the answer.
 """
 
 from __future__ import annotations

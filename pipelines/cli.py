@@ -147,6 +147,9 @@ def train(
     max_training_days: Annotated[float | None, typer.Option(
         help="days of history used (default 730; 0 = all)")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed of the fit (default 0)")] = None,
+    no_plots: Annotated[bool, typer.Option(
+        "--no-plots", help="log no figures in the run (faster retrains of many sites); "
+        "metrics, tables and the model are logged as always")] = False,
 ):
     """Train one site's model, log it to MLflow and register it (champion or challenger).
 
@@ -158,6 +161,8 @@ def train(
 
     config = _config(quantiles, holdout_days, n_estimators, features, extra_weather_columns,
                      max_training_days, seed)
+    if no_plots:
+        config = config.model_copy(update={"log_plots": False})
     try:
         portfolio = read_portfolio(data)
         with console.status(f"training {kind} model for {site}"):

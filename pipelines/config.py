@@ -27,6 +27,8 @@ class TrainingConfig(BaseModel):
                         "booster, as before; 3 takes most of the seed out of the forecast)")
     min_child_samples: int = Field(20, ge=1)
     random_state: int = 0
+    log_plots: bool = Field(True, description="log the run's figures (forecast vs actual, "
+                            "feature importance and contributions, error by lead)")
     promotion_tolerance: float = Field(
         0.01, ge=0, lt=1, description="a retrained model becomes champion unless its held-out "
         "mean pinball is more than this share worse than the champion's on the same days "

@@ -185,8 +185,9 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
         mlflow.log_table(result.per_lead_hour.reset_index(), "metrics/per_lead_hour.json")
         mlflow.log_dict(result.model.feature_importances().to_dict(),
                         "metrics/feature_importance.json")
-        _log_figures(result, site)
-        explain.log_contribution_plot(result.model, result.holdout_forecasts, data)
+        if config.log_plots:
+            _log_figures(result, site)
+            explain.log_contribution_plot(result.model, result.holdout_forecasts, data)
         X = _feature_example(result, data)
         signature = infer_signature(X, result.model.predict_features(X))
         info = mlflow.pyfunc.log_model(

@@ -43,9 +43,11 @@ def test_train_register_promote_and_reload(portfolio_dir, mlflow_uri):
     assert client.get_experiment(run.info.experiment_id).name == "vpp-load"
 
     # a deliberately weak challenger on the same window must not take over
-    weak = TrainingConfig(n_estimators=1, learning_rate=0.01, holdout_days=5, calibration_days=0)
+    weak = TrainingConfig(n_estimators=1, learning_rate=0.01, holdout_days=5, calibration_days=0,
+                          log_plots=False)  # vpp train --no-plots
     second = train_site(portfolio, "load_x", weak, train_end="2024-04-01T00:00:00+08:00")
     assert second["alias"] == "challenger", second["reason"]
+    assert not client.list_artifacts(second["run_id"], "plots")  # metrics and model still are
     assert str(client.get_model_version_by_alias("load-load_x", "champion").version) == "1"
     assert "champion_holdout_mean_pinball" in client.get_run(second["run_id"]).data.metrics
 

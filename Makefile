@@ -67,7 +67,7 @@ benchmarks: $(STAMP)  ## full accuracy and speed benchmarks on ../shared/data
 benchmarks-baselines: $(STAMP)  ## customer baselines: placebo events, savings, speed, OpenDSM CalTRACK (about an hour)
 	$(BIN)/python -m benchmarks.baselines --opendsm
 
-benchmarks-openstef: $(STAMP)  ## OpenSTEF 307 rolling 8 weeks, 5 seeds, beside OpenSTEF 3.4.93 in var/openstef-venv (about 40 min)
+benchmarks-openstef: $(STAMP)  ## OpenSTEF 307 rolling 8 weeks, 5 seeds, beside OpenSTEF 3.4.93 in var/openstef-venv (about 20-30 min)
 	$(BIN)/python -m benchmarks.load_openstef_rolling --seeds 0,1,2,3,4
 
 lint: $(STAMP)

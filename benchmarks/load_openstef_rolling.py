@@ -98,19 +98,22 @@ def ours_mw(forecasts: pd.DataFrame) -> pd.DataFrame:
 
 def common_rows(runs: dict[tuple[str, int], pd.DataFrame], actual: pd.Series
                 ) -> tuple[pd.MultiIndex, dict]:
-    """(issue, timestamp) rows every run has, with a measured load; and what was dropped."""
+    """(issue, timestamp) rows with a measured load that every run has; what was dropped.
+
+    Rows without a reading are counted first (nobody can score them); of the measured rows,
+    those that any run lacks are dropped and counted per run.
+    """
     keys = {name: pd.MultiIndex.from_frame(f[KEY]) for name, f in runs.items()}
-    union = sorted(set().union(*keys.values()))
-    union = pd.MultiIndex.from_tuples(union, names=KEY)
-    common = union
+    union = pd.MultiIndex.from_tuples(sorted(set().union(*keys.values())), names=KEY)
+    measured = union[actual.reindex(union.get_level_values("timestamp")).notna().to_numpy()]
+    common = measured
     lacking = {}
     for name, idx in keys.items():
-        lacking[name] = int((~union.isin(idx)).sum())
+        lacking[name] = int((~measured.isin(idx)).sum())
         common = common[common.isin(idx)]
-    measured = actual.reindex(common.get_level_values("timestamp")).notna().to_numpy()
-    return common[measured], {"union": len(union), "lacking_per_run": lacking,
-                              "dropped_either_side": len(union) - len(measured),
-                              "dropped_unmeasured": int((~measured).sum())}
+    return common, {"union": len(union), "lacking_per_run": lacking,
+                    "dropped_either_side": len(measured) - len(common),
+                    "dropped_unmeasured": len(union) - len(measured)}
 
 
 def scores_by_week(run: pd.DataFrame, rows: pd.MultiIndex, actual: pd.Series,
@@ -206,9 +209,9 @@ def report(out: dict) -> dict:
               f"{per_seed['coverage_p10_p90'].mean():.3f}")
     d = out["dropped"]
     print(f"scored rows: {len(out['rows'])} (issue, timestamp) pairs common to every run of "
-          f"both sides; dropped {d['dropped_either_side']} that a side lacked "
-          f"(per run: {d['lacking_per_run']}) and {d['dropped_unmeasured']} without a measured "
-          f"load, of {d['union']}")
+          f"both sides, of {d['union']} forecast: {d['dropped_unmeasured']} without a reading, "
+          f"then {d['dropped_either_side']} measured ones that a side lacked (per run: "
+          f"{d['lacking_per_run']})")
     older = sum(int(served_by_older_champion(p).sum()) for p in out["product"].values())
     fallback = sum(int(p.forecasts["model_version"].str.startswith("fallback").sum())
                    for p in out["product"].values())

@@ -54,8 +54,12 @@ def test_common_rows_drop_what_either_side_lacks_and_what_was_not_measured():
     rows, dropped = rolling.common_rows(runs, actual)
     assert list(rows.get_level_values("timestamp")) == list(ts[[0, 1, 3, 4]])
     assert dropped["union"] == 8 and dropped["dropped_unmeasured"] == 1
-    assert dropped["dropped_either_side"] == 3
+    assert dropped["dropped_either_side"] == 3  # ts[2], ts[5], ts[6]; ts[7] was not measured
     assert dropped["lacking_per_run"] == {("ours", 0): 0, ("ours", 1): 1, ("openstef", 0): 2}
+    # a row that only the unmeasured timestamp lacks is not charged to a side
+    runs[("openstef", 0)] = frame.drop(index=[7])
+    rows, dropped = rolling.common_rows(runs, actual)
+    assert dropped["lacking_per_run"][("openstef", 0)] == 0 and len(rows) == 6
 
 
 @pytest.mark.shared_data

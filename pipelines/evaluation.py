@@ -38,11 +38,15 @@ def day_ahead_schedule(start, end, timezone: str, issue_hour_local: float = 12.0
     for day in days:
         if day < first:
             continue
-        issue = (day - pd.Timedelta(days=days_ahead)).normalize() + pd.Timedelta(
-            hours=issue_hour_local)
+        # on the local wall clock: a 23- or 25-hour day (DST) keeps its issue hour and end
+        wall = day.tz_localize(None)
+        issue = (wall - pd.Timedelta(days=days_ahead)
+                 + pd.Timedelta(hours=issue_hour_local)).tz_localize(
+            timezone, ambiguous=False, nonexistent="shift_forward")
         issues.append(issue.tz_convert("UTC"))
         starts.append(day.tz_convert("UTC"))
-        ends.append((day + pd.Timedelta(days=1)).tz_convert("UTC"))
+        ends.append((wall + pd.Timedelta(days=1)).tz_localize(
+            timezone, ambiguous=False, nonexistent="shift_forward").tz_convert("UTC"))
     return Schedule(issues, starts, ends)
 
 

@@ -271,3 +271,18 @@ def test_single_forecast_equals_the_backtest_rows(kind):
         one = model.forecast(data, issue, targets, config.quantiles)
         rows = res.forecasts[res.forecasts["issue_time"] == issue]
         np.testing.assert_allclose(one.to_numpy(), rows[one.columns].to_numpy(), rtol=1e-9)
+
+
+def test_day_ahead_schedule_keeps_the_wall_clock_over_a_clock_change():
+    """25 Oct 2020 in Amsterdam has 25 hours: issued 12:00 local the day before, it ends at
+    local midnight (23:00 UTC), and the next day's issue is 12:00 local again."""
+    from pipelines.evaluation import day_ahead_schedule
+
+    s = day_ahead_schedule("2020-10-24T00:00:00+02:00", "2020-10-27T00:00:00+01:00",
+                           "Europe/Amsterdam")
+    local = [pd.Timestamp(t).tz_convert("Europe/Amsterdam") for t in s.issues]
+    assert [t.hour for t in local] == [12, 12, 12]
+    assert [str(pd.Timestamp(e)) for e in s.ends] == ["2020-10-24 22:00:00+00:00",
+                                                     "2020-10-25 23:00:00+00:00",
+                                                     "2020-10-26 23:00:00+00:00"]
+    assert all(a == b for a, b in zip(s.ends[:-1], s.starts[1:], strict=False))

@@ -240,6 +240,21 @@ def test_api_month_ahead_for_a_load_site_says_the_method(tmp_path, monkeypatch, 
         too_long = client.post("/forecast", json={
             **body, "end": (ISSUE + pd.Timedelta(days=46)).isoformat()})
         assert too_long.status_code == 422 and "45 days" in too_long.text
+    # vpp forecast carries the method to its CSV (an extension of the output format)
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    out = tmp_path / "month.csv"
+    res = CliRunner().invoke(app, ["forecast", "--data", str(pf), "--kind", "load",
+                                   "--site", "load_y", "--issue-time", ISSUE.isoformat(),
+                                   "--start", MONTH[0].isoformat(), "--end",
+                                   MONTH[1].isoformat(), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    csv = pd.read_csv(out)
+    assert list(csv.columns)[-3:] == ["model_version", "quality", "method"]
+    assert list(dict.fromkeys(csv["method"])) == ["nwp", "weather_scenarios"]
+    assert len(csv) == 720
 
 
 # ------------------------------------------------------------------ GEFCom2014 load adapter

@@ -75,7 +75,7 @@ def test_cli_train_and_forecast_contract(portfolio_dir, mlflow_uri, tmp_path):
     assert res.exit_code == 0, res.output
     fc = pd.read_csv(out)
     assert list(fc.columns) == ["site_id", "issue_time", "timestamp", "q0.1", "q0.5", "q0.9",
-                                "q0.99", "model_version", "quality"]
+                                "q0.99", "model_version", "quality", "method"]
     assert len(fc) == 96
     assert fc["timestamp"].iloc[0] == "2024-04-07T00:00:00+08:00"
     assert (fc["q0.1"] <= fc["q0.5"]).all() and (fc["q0.9"] <= fc["q0.99"]).all()

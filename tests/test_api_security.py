@@ -279,6 +279,9 @@ def test_requests_beyond_a_bound_are_422_with_the_bound(client, keys, path, chan
     ("/forecast", {"horizon_minutes": 60.5}, "horizon_minutes"),
     ("/forecast", {"unknown_field": 1}, "unknown_field"),  # unknown fields are refused
     ("/capability", {"customers": ["nobody"], "thresholds": {"level": 2}}, "thresholds"),
+    ("/response-likelihood", {"target_kw": [0.0]}, "commits nothing"),
+    ("/response-likelihood", {"target_kw": [1e308]}, "target_kw"),
+    ("/response-likelihood", {"customers": ["a", "b", "a"]}, "more than once"),
 ])
 def test_strict_types_refuse_what_json_does_not_say(client, keys, path, change, field):
     r = client.post(path, json={**BODIES[path], **change}, headers=bearer(keys["admin"]))

@@ -122,7 +122,8 @@ def forecast_core(model: LoadedModel, data: SiteData, issue_time, start, end,
     elif not _long_window(model.forecaster, data.site.kind, flags, issue, targets):
         out = model.forecaster.forecast(report.data, issue, targets, levels)
         version = model.label
-        method = "nwp" if model.forecaster.spec_.weather_columns else "no_weather"
+        method = "nwp" if getattr(model.forecaster.spec_, "weather_columns", ()) else \
+            "no_weather"
     else:
         out, method = _forecast_long(model.forecaster, report.data, issue, targets, levels,
                                      flags)
@@ -142,9 +143,10 @@ def _long_window(forecaster, kind: str, flags: list[str], issue: pd.Timestamp,
     """A load window beyond the model's longest lead or the weather forecast (flagged
     ``missing_weather`` by ``assess``): the path of ``_forecast_long``. Two comparisons,
     so the normal day-ahead request does no new work."""
-    if kind != "load":
+    buckets = getattr(forecaster, "buckets_", None)
+    if kind != "load" or not buckets:  # a forecaster without lead buckets answers as it is
         return False
-    reach = pd.Timedelta(minutes=max(b[2] for b in forecaster.buckets_))
+    reach = pd.Timedelta(minutes=max(b[2] for b in buckets))
     return "missing_weather" in flags or targets[-1] - issue > reach
 
 

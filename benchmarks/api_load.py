@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -282,10 +283,13 @@ def _middleware_alone(tmp: Path, key: str, n: int = 5000) -> dict:
     return {"stub_us": bare_us, "with_middleware_us": guarded_us}
 
 
-def uncached(i: int) -> dict:
-    """A D+1 forecast issued ``i`` quarter-hours before ``ISSUE`` (each one computed: the
-    answer cache holds finished answers per issue time)."""
-    issue = pd.Timestamp(ISSUE) - pd.Timedelta(minutes=15 * (i + 2))
+_ISSUES_ASKED = itertools.count(2)
+
+
+def uncached(_: int) -> dict:
+    """A D+1 forecast issued one more quarter-hour before ``ISSUE`` than any asked before in
+    this run (each one computed: the answer cache holds finished answers per issue time)."""
+    issue = pd.Timestamp(ISSUE) - pd.Timedelta(minutes=15 * next(_ISSUES_ASKED))
     return {**FORECAST, "issue_time": issue.isoformat(), "source": "compute"}
 
 

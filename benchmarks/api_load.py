@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
             svc = here[(here.scenario == label) & (here.server == "service")].iloc[0]
             print(f"{label[5:]} at {n} clients: service / floor = p50 "
                   f"x{svc.p50_ms / floor.p50_ms:.1f}, p99 x{svc.p99_ms / floor.p99_ms:.1f}, "
-                  f"throughput x{floor.req_per_s / svc.req_per_s:.1f} lower (target: p99 <= "
+                  f"throughput x{svc.req_per_s / floor.req_per_s:.2f} (target: p99 <= "
                   "30 ms at 8 clients, 0 errors)")
     for label, out in (("/forecast D+1", seq), ("/forecast of an unknown site (404)", cheap)):
         print(f"auth + audit, 1 client, {label} p50: {out['guarded']:.2f} ms with, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -381,6 +382,8 @@ def serve(
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:VPPService", "--host", host,
            "--port", str(port)]
     server = subprocess.Popen(cmd, env=env)
+    # a SIGTERM (systemd, a supervisor, a test) stops the server too, not only vpp serve
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     curl = None
     if example:
         auth = "" if no_auth else ' -H "Authorization: Bearer $VPP_API_KEY"'

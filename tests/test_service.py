@@ -217,6 +217,9 @@ def test_vpp_serve_says_ready_and_its_example_request_works(served, tmp_path):
     finally:
         _stop(proc)
         time.sleep(0.1)
+    # vpp serve took its bentoml server down with it (no orphan left on the port)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 EVENT = {"customer_id": "cx", "start": "2024-03-20T14:00:00+08:00",

@@ -4,30 +4,9 @@ Two layers, as ``pipelines.baselines``: ``pipelines.response_core`` (data, split
 scores; no store), ``pipelines.response_predict`` (answers) and this module (MLflow); the
 names of all three are importable from here.
 
-``train_response_core`` is pure: a portfolio (or its frames) in, fitted
-``ResponseLikelihood`` models and held-out scores out. Events are ordered by ``start``; the
-last ``test_fraction`` (25 %) of the *events* (all their customers together) are held out.
-Two fits of the same configuration:
-
-1. the **scoring fit**, on the labelled rows of the earlier events (calibrated on the
-   latest ``calibration_fraction`` of those rows), is scored on the held-out ones: these
-   scores are the run's ``holdout_*`` metrics and what promotion compares;
-2. the **final fit**, on *every* labelled row (all settled events of the data, held-out
-   ones included; calibrated the same way, on the latest ``calibration_fraction`` of
-   them), is the model registered (and served): a champion never ignores the latest
-   settled events.
-
-The scoring fit is scored beside two references on the same rows:
-
-- ``base_rate``: the delivered share of the training rows, for everyone (and their mean
-  achievement as the expected achievement);
-- ``historical_rate``: ``models.response.historical_rate`` (each customer's Beta-shrunk
-  delivered rate) computed, for each held-out row, from the events that had ended by its
-  notice time: the same information the model's history features have.
-
-Metrics on the held-out rows: Brier score, log loss, ROC AUC, expected calibration error
-(ECE, 10 equal-width bins) of ``p_deliver`` against delivered = achievement >= threshold,
-and the MAE of ``expected_achievement`` against the achievement.
+``train_response_core`` (data, held-out split, the scoring and the final fit, the
+references and the metrics) is described in ``pipelines.response_core``; this module logs
+its run to MLflow and registers the final fit.
 
 ``log_and_register`` adds MLflow: one run in experiment ``vpp-response`` with params, both
 data windows (``scoring_fit_start``/``_end``/``_n_rows``/``_n_events`` and the same for

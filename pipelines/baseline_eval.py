@@ -448,8 +448,13 @@ def customer_event_days(portfolio: Portfolio, customer_id: str, timezone: str) -
     if ev.empty:
         return frozenset()
     rows = ev[ev["customer_id"] == customer_id]
+    return event_days(rows["start"], rows["end"], timezone)
+
+
+def event_days(starts, ends, timezone: str) -> frozenset:
+    """Local dates touched by any [start, end) window."""
     days = set()
-    for start, end in zip(rows["start"], rows["end"], strict=True):
+    for start, end in zip(starts, ends, strict=True):
         first = start.tz_convert(timezone).date()
         last = (end - pd.Timedelta(seconds=1)).tz_convert(timezone).date()
         days.update(first + dt.timedelta(days=k) for k in range((last - first).days + 1))

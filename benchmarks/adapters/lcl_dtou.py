@@ -108,12 +108,9 @@ def event_blocks(tariffs: pd.Series) -> pd.DataFrame:
 
 def block_days(blocks: pd.DataFrame) -> frozenset[dt.date]:
     """London dates touched by any block."""
-    days = set()
-    for s, e in zip(blocks["start"], blocks["end"], strict=True):
-        first = s.tz_convert(TIMEZONE).date()
-        last = (e - pd.Timedelta(seconds=1)).tz_convert(TIMEZONE).date()
-        days.update(first + dt.timedelta(days=k) for k in range((last - first).days + 1))
-    return frozenset(days)
+    from pipelines.baseline_eval import event_days
+
+    return event_days(blocks["start"], blocks["end"], TIMEZONE)
 
 
 def bank_holidays(root: Path | None = None) -> frozenset[dt.date]:

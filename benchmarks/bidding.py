@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python -m benchmarks.bidding [--settings 300] [--plays 4] [--history 300]
         [--rho 0.25]
 
-SYNTHETIC throughout. The sample generator's behaviour model (``forecasting.synthetic_events``)
+SYNTHETIC throughout. The sample generator's behaviour model (``forecasting.synthetic.events``)
 has per-customer reliability traits but neither a delivery probability nor a common cause,
 so the simulator is here, and it knows both:
 

@@ -66,7 +66,7 @@ def shown(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:
 
 def run(directory: Path, uri: str) -> dict[str, pd.DataFrame]:
     from forecasting.portfolio import read_portfolio
-    from forecasting.synthetic_truth import read_response_truth
+    from forecasting.synthetic.truth import read_response_truth
     from pipelines.response import (
         load_champion,
         predict_resources,

@@ -178,8 +178,8 @@ def portfolio(portfolio_dir):
 
 
 def test_generator_writes_minute_readings_deterministically(simulated, portfolio):
-    from forecasting.synthetic_minute import event_readings
-    from forecasting.synthetic_random import stream
+    from forecasting.synthetic.minute import event_readings
+    from forecasting.synthetic.random import stream
 
     def make(seed):
         return event_readings(stream(seed, "minute_readings"), simulated.frames,

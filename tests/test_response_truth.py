@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.synthetic_truth import TRUTH_FILE, AchievementLaw, read_response_truth
+from forecasting.synthetic.truth import TRUTH_FILE, AchievementLaw, read_response_truth
 from models.response_metrics import expected_calibration_error, truth_metrics
 from models.response_resources import resource_level
 

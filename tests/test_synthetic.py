@@ -22,8 +22,8 @@ from forecasting.synthetic import (
     simulate_portfolio,
     write_portfolio,
 )
-from forecasting.synthetic_events import coverage, expected_achievement
-from forecasting.synthetic_resources import TEMPLATES, Resource
+from forecasting.synthetic.events import coverage, expected_achievement
+from forecasting.synthetic.resources import TEMPLATES, Resource
 
 START, END = "2025-01-01", "2025-03-02"
 N_DAYS = 60

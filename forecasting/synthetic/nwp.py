@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from forecasting.synthetic_grid import TimeGrid
-from forecasting.synthetic_random import ar1
-from forecasting.synthetic_weather import cloud_factor, split_ghi, weather_frame
+from forecasting.synthetic.grid import TimeGrid
+from forecasting.synthetic.random import ar1
+from forecasting.synthetic.weather import cloud_factor, split_ghi, weather_frame
 
 MAX_LEAD_HOURS = 72
 ISSUE_HOUR_UTC = 0

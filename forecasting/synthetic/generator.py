@@ -8,17 +8,8 @@ hourly weather observations and day-ahead NWP forecasts, day-ahead and real-time
 demand-response events with settled responses, and each customer's controllable
 resources. It exists so that load/PV/wind forecasting, baselines, response-likelihood
 models and dispatch can be developed, demonstrated and tested without customer data. Every
-value comes from the seeded stochastic models in the ``forecasting.synthetic_*`` modules:
-
-- ``synthetic_grid``      local days, 15-minute and hourly UTC stamps
-- ``synthetic_sites``     site catalogue and load segments (declared as data)
-- ``synthetic_weather``   regional weather truth with site deviations; hourly observations
-- ``synthetic_nwp``       day-ahead forecasts: truth + lead-dependent AR(1) errors
-- ``synthetic_power``     PV (pvlib transposition, temperature derate) and wind power curves
-- ``synthetic_load``      shifts, day types, Spring Festival, temperature, noise
-- ``synthetic_resources`` controllable resources per customer (levels I/II/III)
-- ``synthetic_events``    demand-response events, achievement model, load reduction
-- ``synthetic_prices``    day-ahead and real-time prices
+value comes from the seeded stochastic models in the other modules of this package (listed
+in ``forecasting/synthetic/__init__.py``); this module puts them together and writes the files.
 
 Public API: ``generate_portfolio_frames`` (tables as frames), ``write_portfolio`` (files),
 ``generate_portfolio`` (both); ``simulate_portfolio`` also returns the hidden truth that
@@ -54,18 +45,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting.synthetic_events import simulate_events
-from forecasting.synthetic_grid import make_grid
-from forecasting.synthetic_load import simulate_load
-from forecasting.synthetic_minute import event_readings, write_event_readings
-from forecasting.synthetic_nwp import MAX_LEAD_HOURS, forecast_frame
-from forecasting.synthetic_power import pv_power_kw, wind_power_kw
-from forecasting.synthetic_prices import simulate_prices
-from forecasting.synthetic_random import stream
-from forecasting.synthetic_resources import build_resources, resources_frame
-from forecasting.synthetic_sites import HOLIDAY_COUNTRY, TIMEZONE, build_sites, sites_frame
-from forecasting.synthetic_truth import write_settlement_extras
-from forecasting.synthetic_weather import hourly_truth, observation_frame, simulate_weather
+from forecasting.synthetic.events import simulate_events
+from forecasting.synthetic.grid import make_grid
+from forecasting.synthetic.load import simulate_load
+from forecasting.synthetic.minute import event_readings, write_event_readings
+from forecasting.synthetic.nwp import MAX_LEAD_HOURS, forecast_frame
+from forecasting.synthetic.power import pv_power_kw, wind_power_kw
+from forecasting.synthetic.prices import simulate_prices
+from forecasting.synthetic.random import stream
+from forecasting.synthetic.resources import build_resources, resources_frame
+from forecasting.synthetic.sites import HOLIDAY_COUNTRY, TIMEZONE, build_sites, sites_frame
+from forecasting.synthetic.truth import write_settlement_extras
+from forecasting.synthetic.weather import hourly_truth, observation_frame, simulate_weather
 
 TABLES = ("sites", "measurements", "weather", "prices", "events", "resources")
 CSV_TABLES = ("sites", "events", "resources")
@@ -89,7 +80,7 @@ class SyntheticPortfolio:
     load_kw_without_events: pd.DataFrame
     customer_reliability: dict[str, float]
     resource_events: pd.DataFrame | None = None  # optional table resource_events.csv
-    response_truth: pd.DataFrame | None = None  # synthetic_truth: P(deliver) per row
+    response_truth: pd.DataFrame | None = None  # truth.py: P(deliver) per row
 
 
 def simulate_portfolio(
@@ -316,7 +307,7 @@ def write_portfolio(frames: dict[str, pd.DataFrame], out_dir: Path) -> Path:
 def generate_portfolio(out_dir: Path, seed: int = 7, **kwargs) -> Path:
     """Generate the synthetic portfolio (``generate_portfolio_frames`` keywords) and write
     it to ``out_dir``, with ``resource_events.csv`` and the generator's truth
-    ``truth/response_truth.csv`` (``forecasting.synthetic_truth``); returns ``out_dir``."""
+    ``truth/response_truth.csv`` (``forecasting.synthetic.truth``); returns ``out_dir``."""
     portfolio = simulate_portfolio(seed=seed, **kwargs)
     out = write_portfolio(portfolio.frames, Path(out_dir))
     write_settlement_extras(out, portfolio.resource_events, portfolio.response_truth)

@@ -1,6 +1,6 @@
 """Synthetic consumption of industrial and commercial load sites (before demand response).
 
-Synthetic: a composition of declared daily shapes (``synthetic_sites.SEGMENTS``) and
+Synthetic: a composition of declared daily shapes (``sites.SEGMENTS``) and
 calendar and weather effects, not a model fitted to real meters. Per 15-minute interval:
 
 ``gross_kw = peak_kw * (shape(day plan, slot) * day_level + cooling + heating) * (1 + noise)``
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting.synthetic_grid import SLOTS_PER_DAY, TimeGrid
-from forecasting.synthetic_power import pv_power_kw
-from forecasting.synthetic_random import ar1, smooth
-from forecasting.synthetic_sites import SEGMENTS, LoadSegment, Profile, SiteSpec
+from forecasting.synthetic.grid import SLOTS_PER_DAY, TimeGrid
+from forecasting.synthetic.power import pv_power_kw
+from forecasting.synthetic.random import ar1, smooth
+from forecasting.synthetic.sites import SEGMENTS, LoadSegment, Profile, SiteSpec
 
 COOLING_THRESHOLD_C = 24.0
 HEATING_THRESHOLD_C = 12.0

@@ -27,7 +27,7 @@ Synthetic: invented events for the sample portfolio. What is modelled:
   noise (the no-show is the customer's), and the customer's ``actual_kw`` is their sum
   (``resource_events`` table).
 - **truth**: every row's probability of delivering (achievement >= 0.8, the default
-  settlement rule) is known from the law it was drawn from (``forecasting.synthetic_truth``)
+  settlement rule) is known from the law it was drawn from (``forecasting.synthetic.truth``)
   and returned as ``EventOutcome.truth``; the generator writes it beside the portfolio.
 - **metering**: during the event the load is reduced by ``actual_kw`` on average (the first
   quarter hour ramps), so counterfactual minus metered load averages exactly ``actual_kw``;
@@ -41,11 +41,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting.synthetic_grid import SLOTS_PER_DAY, TimeGrid
-from forecasting.synthetic_load import LoadTruth
-from forecasting.synthetic_resources import Resource
-from forecasting.synthetic_sites import SiteSpec
-from forecasting.synthetic_truth import (
+from forecasting.synthetic.grid import SLOTS_PER_DAY, TimeGrid
+from forecasting.synthetic.load import LoadTruth
+from forecasting.synthetic.resources import Resource
+from forecasting.synthetic.sites import SiteSpec
+from forecasting.synthetic.truth import (
     NO_SHOW_MAX_ACHIEVEMENT,
     AchievementLaw,
     joint_p_deliver,
@@ -103,13 +103,13 @@ class EventOutcome:
     """``events`` table and, per customer, the response in kW on the 15-minute grid
     (positive = load reduced; metered = counterfactual - response); ``resource_events`` the
     per-resource split of the sub-metered customers' rows; ``truth`` every row's (and
-    resource share's) probability of delivering (``forecasting.synthetic_truth``)."""
+    resource share's) probability of delivering (``forecasting.synthetic.truth``)."""
 
     events: pd.DataFrame
     response_kw: dict[str, np.ndarray]
     reliability: dict[str, float]
     resource_events: pd.DataFrame  # per-resource settlement of sub-metered customers
-    truth: pd.DataFrame  # delivery probabilities (synthetic_truth.TRUTH_COLUMNS)
+    truth: pd.DataFrame  # delivery probabilities (truth.TRUTH_COLUMNS)
 
 
 def draw_reliability(rng: np.random.Generator, customer_ids: list[str]) -> dict[str, float]:

@@ -39,9 +39,9 @@ import pvlib
 from scipy.special import expit
 from scipy.stats import norm
 
-from forecasting.synthetic_grid import TimeGrid
-from forecasting.synthetic_random import ar1, smooth
-from forecasting.synthetic_sites import REGION_LATITUDE_DEG, REGION_LONGITUDE_DEG, SiteSpec
+from forecasting.synthetic.grid import TimeGrid
+from forecasting.synthetic.random import ar1, smooth
+from forecasting.synthetic.sites import REGION_LATITUDE_DEG, REGION_LONGITUDE_DEG, SiteSpec
 
 WEATHER_COLUMNS = (
     "temp_air_c",

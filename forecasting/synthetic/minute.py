@@ -12,7 +12,7 @@ minutes is its metered ``load_kw`` (up to rounding to 0.1 kW), so their mean ove
 event still gives the settled ``actual_kw``. Within the intervals:
 
 - the response (counterfactual - metered load, per 15-minute interval, from the event
-  model ``synthetic_events``) ramps linearly from zero after a *delay*; the ramp lasts the
+  model ``events``) ramps linearly from zero after a *delay*; the ramp lasts the
   capacity-weighted ``response_minutes`` of the customer's resources (level I 1-5 min,
   level II 10-15 min), shortened when the first quarter hour's metered response shows a
   faster one, and the delay is what makes the first quarter hour's mean equal the metered
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting.synthetic_random import ar1
+from forecasting.synthetic.random import ar1
 
 MINUTE_EVENT_TYPES = ("real_time", "peak")
 PRE_EVENT_MINUTES = 30

@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecasting.synthetic_grid import SLOTS_PER_DAY, TimeGrid
-from forecasting.synthetic_load import profile_96
-from forecasting.synthetic_random import ar1, smooth
+from forecasting.synthetic.grid import SLOTS_PER_DAY, TimeGrid
+from forecasting.synthetic.load import profile_96
+from forecasting.synthetic.random import ar1, smooth
 
 PRICE_CAP_CNY_PER_MWH = 1500.0
 PRICE_FLOOR_CNY_PER_MWH = 0.0

@@ -44,7 +44,7 @@ class LoadSegment:
     growth_per_year : load growth, fraction per year.
     school_vacations : rest profile in the winter (around Spring Festival) and summer
         (10 July - 31 August) vacations.
-    resources : names of controllable-resource templates (``synthetic_resources``).
+    resources : names of controllable-resource templates (``resources``).
     """
 
     name: str

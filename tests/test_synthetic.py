@@ -22,7 +22,7 @@ from forecasting.synthetic import (
     simulate_portfolio,
     write_portfolio,
 )
-from forecasting.synthetic.events import coverage, expected_achievement
+from forecasting.synthetic.achievement import coverage, expected_achievement
 from forecasting.synthetic.resources import TEMPLATES, Resource
 
 START, END = "2025-01-01", "2025-03-02"

@@ -15,7 +15,9 @@ Modules, one seeded stochastic model each:
 - ``power``        PV (pvlib transposition, temperature derate) and wind power curves
 - ``load``         shifts, day types, Spring Festival, temperature, noise
 - ``resources``    controllable resources per customer (levels I/II/III)
-- ``events``       demand-response events, achievement model, load reduction
+- ``event_calls``  demand-response calls: days, start, duration, notice, invitations
+- ``achievement``  each customer's target and achieved reduction
+- ``events``       settles every call and applies the response to the load
 - ``truth``        the delivery probability of every event row (the generator's law)
 - ``minute``       1-minute readings around each event
 - ``prices``       day-ahead and real-time prices

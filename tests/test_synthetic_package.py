@@ -43,3 +43,11 @@ def test_the_scan_sees_the_generators_users():
 def test_no_generator_module_is_left_beside_the_core():
     leftovers = sorted(p.name for p in CORE.glob("synthetic*.py"))
     assert leftovers == [], f"move {leftovers} into forecasting/synthetic/"
+
+
+def test_generator_modules_stay_small():
+    """One idea per module (STYLE: modules of about 400 lines at most)."""
+    sizes = {p.name: len(p.read_text().splitlines()) for p in GENERATOR.glob("*.py")}
+    assert len(sizes) > 10, sizes
+    too_long = {name: n for name, n in sizes.items() if n > 400}
+    assert too_long == {}, f"split these generator modules by idea: {too_long}"

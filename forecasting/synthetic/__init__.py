@@ -9,7 +9,8 @@ Modules, one seeded stochastic model each:
 
 - ``grid``         local days, 15-minute and hourly UTC stamps
 - ``random``       named, seeded random streams; AR(1) and smoothing helpers
-- ``sites``        site catalogue and load segments (declared as data)
+- ``segments``     load segments: daily shapes, calendar, weather response (declared as data)
+- ``sites``        site catalogue: customers, PV plants, wind farms
 - ``weather``      regional weather truth with site deviations; hourly observations
 - ``nwp``          day-ahead forecasts: truth + lead-dependent AR(1) errors
 - ``power``        PV (pvlib transposition, temperature derate) and wind power curves

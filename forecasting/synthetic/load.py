@@ -1,6 +1,6 @@
 """Synthetic consumption of industrial and commercial load sites (before demand response).
 
-Synthetic: a composition of declared daily shapes (``sites.SEGMENTS``) and
+Synthetic: a composition of declared daily shapes (``segments.SEGMENTS``) and
 calendar and weather effects, not a model fitted to real meters. Per 15-minute interval:
 
 ``gross_kw = peak_kw * (shape(day plan, slot) * day_level + cooling + heating) * (1 + noise)``
@@ -31,7 +31,8 @@ import pandas as pd
 from forecasting.synthetic.grid import SLOTS_PER_DAY, TimeGrid
 from forecasting.synthetic.power import pv_power_kw
 from forecasting.synthetic.random import ar1, smooth
-from forecasting.synthetic.sites import SEGMENTS, LoadSegment, Profile, SiteSpec
+from forecasting.synthetic.segments import SEGMENTS, LoadSegment, Profile
+from forecasting.synthetic.sites import SiteSpec
 
 COOLING_THRESHOLD_C = 24.0
 HEATING_THRESHOLD_C = 12.0

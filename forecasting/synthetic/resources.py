@@ -1,7 +1,7 @@
 """Synthetic controllable resources behind each customer's meter (``resources`` table).
 
 Synthetic: invented demand-response resources for the sample portfolio. Each load segment
-lists resource templates (``sites.SEGMENTS[...].resources``); a customer gets 2-5
+lists resource templates (``segments.SEGMENTS[...].resources``); a customer gets 2-5
 of them, sized as shares of its mean load and scaled so their total stays at or below 30 %
 of it. Levels follow the portfolio contract: ``I`` responds within 5 minutes, ``II`` within
 15, ``III`` is planned and needs at least 240 minutes' notice.
@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from forecasting.contract import TABLES
-from forecasting.synthetic.sites import SEGMENTS, SiteSpec
+from forecasting.synthetic.segments import SEGMENTS
+from forecasting.synthetic.sites import SiteSpec
 
 MAX_SHARE_OF_MEAN_LOAD = 0.30
 LEVEL_MAX_RESPONSE_MINUTES = {"I": 5, "II": 15}

@@ -101,8 +101,12 @@ def test_no_leakage_load_after_the_start_does_not_move_the_ml_baseline(portfolio
                for c, s in loads.items()}
     model = MLBaseline(**FAST).fit(loads, **kw)
     before = model.predict(start, end, customer_id="c0")["baseline_kw"]
-    after = model.set_history(earlier).predict(start, end, customer_id="c0")["baseline_kw"]
+    after = model.with_history(earlier).predict(start, end, customer_id="c0")["baseline_kw"]
     assert not np.allclose(before, after)
+    # the copy knows the new history; the fitted model is left as it was
+    np.testing.assert_array_equal(model.predict(start, end, customer_id="c0")["baseline_kw"],
+                                  before)
+    assert not hasattr(model, "set_history")  # no public path mutates a fitted model
 
 
 def test_concurrent_requests_with_their_own_histories_do_not_mix(portfolio):

@@ -2,7 +2,8 @@
 
 Rule baselines (``rules``): ``SimilarDaysBaseline``, ``XofYBaseline``,
 ``PreEventAverageBaseline``; the ML counterfactual (``ml``): ``MLBaseline``.
-``make_baseline(method)`` builds one by its method name.
+``make_baseline(method)`` builds one by its method name. ``MLBaseline`` is importable from
+here too, loaded on first use (LightGBM is imported only by callers of the ML baseline).
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ def make_baseline(method: str, **params) -> BaselineEstimator:
     return RULE_METHODS[method](**params)
 
 
-__all__ = ["METHODS", "RULE_METHODS", "BaselineDetails", "BaselineEstimator",
+def __getattr__(name: str):
+    if name == "MLBaseline":
+        from models.baselines.ml import MLBaseline
+
+        return MLBaseline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["METHODS", "RULE_METHODS", "BaselineDetails", "BaselineEstimator", "MLBaseline",
            "PreEventAverageBaseline", "SimilarDaysBaseline", "XofYBaseline", "check_load",
            "make_baseline"]

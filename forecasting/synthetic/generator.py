@@ -251,9 +251,8 @@ def _description(frames: dict[str, pd.DataFrame]) -> str:
 
 Every site, customer, meter reading, weather value, forecast, price, demand-response event
 and resource in this directory is invented. It was written by the synthetic sample-portfolio
-generator of the vpp-forecasting project (forecasting/synthetic.py and the
-forecasting/synthetic_*.py modules it uses) for demonstrations and tests. It must never be
-used as, or mixed with, real operational data.
+generator of the vpp-forecasting project (the forecasting/synthetic/ package) for
+demonstrations and tests. It must never be used as, or mixed with, real operational data.
 
 generator call: {call}
 seed:           {seed}

@@ -66,6 +66,10 @@ Columns (``FEATURE_DOCS`` holds the same text per column):
 History features other than the counts are NaN when the customer has no earlier settled
 event (LightGBM routes missing values itself). The frame also carries ``notice_time`` and ``start`` (UTC; for time
 ordering, not model inputs, see ``META_COLUMNS``).
+
+This module assembles the row and holds the call's own features; the features against the
+customer's resources and load live in ``models.response_call_features``, the history
+features in ``models.response_history`` (every name stays importable from here).
 """
 
 from __future__ import annotations
@@ -77,17 +81,31 @@ import pandas as pd
 
 from forecasting.calendar import DAY_TYPES, day_types
 from forecasting.contract import EVENT_TYPES
-from forecasting.errors import MissingColumnsError, NaiveTimestampError
+from forecasting.errors import NaiveTimestampError
+from models.response_call_features import (  # noqa: F401  (re-exported)
+    LEVEL_III_MIN_NOTICE_MINUTES,
+    RESOURCE_COLUMNS,
+    TYPICAL_LOAD_DAYS,
+    _prepare_load,
+    _require,
+    eligibility,
+    eligible_mask,
+    notice_capacity,
+    typical_load_kw,
+)
+from models.response_history import (  # noqa: F401  (re-exported)
+    FATIGUE_DAYS,
+    HISTORY_COLUMNS,
+    ROBUST_HISTORY_COLUMNS,
+    SHRINK_PSEUDO_EVENTS,
+    history,
+    robust_history,
+)
 
 KEY_COLUMNS = ("event_id", "customer_id")
 META_COLUMNS = ("notice_time", "start")
 EVENT_COLUMNS = ("event_id", "customer_id", "event_type", "notice_time", "start", "end",
                  "target_kw")
-RESOURCE_COLUMNS = ("customer_id", "level", "capacity_kw", "response_minutes",
-                    "min_notice_minutes", "max_duration_minutes")
-LEVEL_III_MIN_NOTICE_MINUTES = 240
-TYPICAL_LOAD_DAYS = 7
-FATIGUE_DAYS = 30
 
 FEATURE_DOCS: dict[str, str] = {
     "event_type_code": "index of event_type in forecasting.contract.EVENT_TYPES",
@@ -129,10 +147,7 @@ FEATURE_DOCS: dict[str, str] = {
     "hist_median_achievement": "median achievement of the customer's settled events ended "
                                "by the notice (robust to no-shows)",
 }
-SHRINK_PSEUDO_EVENTS = 5.0
-ROBUST_HISTORY_COLUMNS = ("hist_shrunk_delivered_rate", "hist_median_achievement")
 FEATURE_COLUMNS = tuple(FEATURE_DOCS)
-
 
 def achievement(events: pd.DataFrame) -> pd.Series:
     """``actual_kw / target_kw`` per (event_id, customer_id); NaN where unsettled."""
@@ -209,231 +224,9 @@ def event_features(events: pd.DataFrame, loads_kw: Mapping[str, pd.Series] | Non
     return out[[*META_COLUMNS, *FEATURE_COLUMNS]]
 
 
-def eligible_mask(resources: pd.DataFrame, lead_minutes: float, duration_minutes: float
-                  ) -> np.ndarray:
-    """Which ``resources`` rows can take part in a call with this lead and duration."""
-    def ok(values: pd.Series, test) -> np.ndarray:
-        v = values.astype("float64").to_numpy()
-        return np.isnan(v) | test(v)
-
-    mask = (ok(resources["min_notice_minutes"], lambda v: v <= lead_minutes)
-            & ok(resources["response_minutes"], lambda v: v <= lead_minutes)
-            & ok(resources["max_duration_minutes"], lambda v: v >= duration_minutes))
-    level_iii = resources["level"].astype(str).to_numpy() == "III"
-    return mask & ~(level_iii & (lead_minutes < LEVEL_III_MIN_NOTICE_MINUTES))
-
-
-def eligibility(ev: pd.DataFrame, resources: pd.DataFrame | None) -> pd.DataFrame:
-    """Eligible capacity (kW) and its ratios to the target, per row of ``ev``."""
-    n = len(ev)
-    cols = ("eligible_capacity_kw", "eligible_capacity_share",
-            "target_to_eligible_capacity_ratio", "eligible_capacity_to_target_ratio")
-    if resources is None or resources.empty:
-        return pd.DataFrame({c: np.full(n, np.nan) for c in cols})
-    _require(resources, RESOURCE_COLUMNS, "resources")
-    res = resources.assign(customer_id=resources["customer_id"].astype(str))
-    arrays = {c: (g["capacity_kw"].astype("float64").to_numpy(),
-                  *(g[k].astype("float64").to_numpy() for k in
-                    ("min_notice_minutes", "response_minutes", "max_duration_minutes")),
-                  g["level"].astype(str).to_numpy() == "III")
-              for c, g in res.groupby("customer_id")}
-    eligible = np.zeros(n)
-    total = np.zeros(n)
-    lead = ((ev["start"] - ev["notice_time"]) / pd.Timedelta(minutes=1)).to_numpy()
-    duration = ((ev["end"] - ev["start"]) / pd.Timedelta(minutes=1)).to_numpy()
-    for i, cid in enumerate(ev["customer_id"]):
-        if cid not in arrays:
-            continue
-        cap, notice, response, max_dur, level_iii = arrays[cid]
-        total[i] = cap.sum()
-        with np.errstate(invalid="ignore"):  # the rules of eligible_mask, on arrays
-            mask = ((np.isnan(notice) | (notice <= lead[i]))
-                    & (np.isnan(response) | (response <= lead[i]))
-                    & (np.isnan(max_dur) | (max_dur >= duration[i]))
-                    & ~(level_iii & (lead[i] < LEVEL_III_MIN_NOTICE_MINUTES)))
-        eligible[i] = cap[mask].sum()
-    target = ev["target_kw"].abs().to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(total > 0, eligible / np.where(total > 0, total, 1.0), np.nan)
-        to_eligible = np.where(eligible > 0, target / np.where(eligible > 0, eligible, 1.0),
-                               np.nan)
-        to_target = eligible / target
-    return pd.DataFrame({cols[0]: eligible, cols[1]: share, cols[2]: to_eligible,
-                         cols[3]: to_target})
-
-
-def typical_load_kw(ev: pd.DataFrame, loads_kw: Mapping[str, pd.Series] | None,
-                    timezone: str) -> np.ndarray:
-    """Mean load (kW) in each row's local clock window over the 7 days before its notice.
-
-    Only intervals that had ended by the notice count (``timestamp + resolution <=
-    notice_time``); NaN when no reading qualifies or no loads are given.
-    """
-    out = np.full(len(ev), np.nan)
-    if not loads_kw:
-        return out
-    prepared: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, pd.Timedelta]] = {}
-    start_local = pd.DatetimeIndex(ev["start"]).tz_convert(timezone)
-    start_min = (start_local.hour * 60 + start_local.minute).to_numpy()
-    dur = ((ev["end"] - ev["start"]) / pd.Timedelta(minutes=1)).to_numpy()
-    for i, cid in enumerate(ev["customer_id"]):
-        if cid not in loads_kw:
-            continue
-        if cid not in prepared:
-            prepared[cid] = _prepare_load(loads_kw[cid], cid, timezone)
-        stamps, minutes, values, res = prepared[cid]
-        notice = ev["notice_time"].iloc[i]
-        lo = np.searchsorted(stamps, (notice - pd.Timedelta(days=TYPICAL_LOAD_DAYS)).value)
-        hi = np.searchsorted(stamps, (notice - res).value, side="right")
-        if hi <= lo:
-            continue
-        m = minutes[lo:hi]
-        s, e = start_min[i], (start_min[i] + dur[i]) % 1440
-        if dur[i] >= 1440:
-            inside = np.ones(len(m), dtype=bool)
-        elif s < e:
-            inside = (m >= s) & (m < e)
-        else:  # the window crosses local midnight
-            inside = (m >= s) | (m < e)
-        chosen = values[lo:hi][inside]
-        chosen = chosen[np.isfinite(chosen)]
-        if chosen.size:
-            out[i] = chosen.mean()
-    return out
-
-
-def _prepare_load(series: pd.Series, cid: str, timezone: str):
-    if not isinstance(series.index, pd.DatetimeIndex) or series.index.tz is None:
-        raise NaiveTimestampError(f"loads_kw[{cid!r}]: the index needs tz-aware timestamps "
-                                  "(interval starts with a UTC offset)")
-    s = series.sort_index()
-    idx = s.index.tz_convert("UTC").as_unit("ns")
-    steps = np.diff(idx.asi8)
-    res = pd.Timedelta(int(np.median(steps)) if steps.size else 15 * 60 * 10**9, unit="ns")
-    local = idx.tz_convert(timezone)
-    minutes = (local.hour * 60 + local.minute).to_numpy()
-    return idx.asi8, minutes, s.to_numpy(dtype="float64"), res
-
-
-def history(ev: pd.DataFrame, min_achievement_ratio: float) -> pd.DataFrame:
-    """The customer's record before each row's notice (events ended by then only)."""
-    n = len(ev)
-    cols = {c: np.full(n, np.nan) for c in FEATURE_COLUMNS
-            if c.startswith("hist_") and c not in ROBUST_HISTORY_COLUMNS}
-    ach = (ev["actual_kw"].astype("float64") if "actual_kw" in ev
-           else pd.Series(np.nan, index=ev.index)) / ev["target_kw"].replace(0.0, np.nan)
-    for rows in ev.groupby("customer_id", sort=False).groups.values():
-        g = ev.loc[rows].assign(_ach=ach.loc[rows]).sort_values("end", kind="stable")
-        ends = g["end"].to_numpy(dtype="datetime64[ns]").astype("int64")
-        a = g["_ach"].to_numpy()
-        settled = np.isfinite(a)
-        cum_n = np.concatenate([[0], np.cumsum(settled)])
-        cum_a = np.concatenate([[0.0], np.cumsum(np.where(settled, a, 0.0))])
-        cum_d = np.concatenate([[0], np.cumsum(settled & (a >= min_achievement_ratio))])
-        # position of the latest settled event among the first k (by end), -1 if none
-        last_settled = np.concatenate(
-            [[-1], np.maximum.accumulate(np.where(settled, np.arange(len(a)), -1))])
-        notices = ev.loc[rows, "notice_time"].to_numpy(dtype="datetime64[ns]").astype("int64")
-        k = np.searchsorted(ends, notices, side="right")  # events with end <= notice
-        k30 = np.searchsorted(ends, notices - pd.Timedelta(days=FATIGUE_DAYS).value,
-                              side="left")
-        pos = np.asarray(rows)
-        count = cum_n[k]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cols["hist_event_count"][pos] = count
-            cols["hist_mean_achievement"][pos] = np.where(count > 0, cum_a[k] / count, np.nan)
-            cols["hist_delivered_rate"][pos] = np.where(count > 0, cum_d[k] / count, np.nan)
-        last = last_settled[k]
-        cols["hist_last_achievement"][pos] = np.where(last >= 0, a[np.maximum(last, 0)], np.nan)
-        latest_end = np.where(k > 0, ends[np.maximum(k - 1, 0)], 0)
-        cols["hist_days_since_last_event_d"][pos] = np.where(
-            k > 0, (notices - latest_end) / pd.Timedelta(days=1).value, np.nan)
-        cols["hist_events_30d_count"][pos] = k - k30
-    return pd.DataFrame(cols)
-
-
-def notice_capacity(ev: pd.DataFrame, resources: pd.DataFrame | None) -> pd.DataFrame:
-    """Resource capacity by whether the call gives it its notice and response time, as
-    ratios to |target_kw| (each resource pro rata of ``max_duration_minutes`` / duration):
-    a resource given less than its minimum notice may still deliver part of it."""
-    names = ("notice_met_capacity_to_target_ratio",
-             "short_notice_level_ii_capacity_to_target_ratio",
-             "short_notice_level_iii_capacity_to_target_ratio",
-             "slow_response_capacity_to_target_ratio")
-    n = len(ev)
-    if resources is None or resources.empty:
-        return pd.DataFrame({c: np.full(n, np.nan) for c in names})
-    res = resources.assign(customer_id=resources["customer_id"].astype(str))
-    arrays = {c: (g["capacity_kw"].astype("float64").to_numpy(),
-                  g["max_duration_minutes"].astype("float64").fillna(np.inf).to_numpy(),
-                  g["min_notice_minutes"].astype("float64").fillna(0.0).to_numpy(),
-                  g["response_minutes"].astype("float64").fillna(0.0).to_numpy(),
-                  g["level"].astype(str).to_numpy())
-              for c, g in res.groupby("customer_id")}
-    lead = ((ev["start"] - ev["notice_time"]) / pd.Timedelta(minutes=1)).to_numpy()
-    duration = ((ev["end"] - ev["start"]) / pd.Timedelta(minutes=1)).to_numpy()
-    out = np.zeros((n, 4))
-    for i, cid in enumerate(ev["customer_id"]):
-        if cid not in arrays:
-            continue
-        capacity, max_dur, notice, response, level = arrays[cid]
-        cap = capacity * np.minimum(1.0, max_dur / max(duration[i], 1.0))
-        met = notice <= lead[i]
-        out[i] = (cap[met].sum(), cap[~met & (level == "II")].sum(),
-                  cap[~met & (level == "III")].sum(), cap[response > lead[i]].sum())
-    target = ev["target_kw"].abs().to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = out / target[:, None]
-    return pd.DataFrame(ratios, columns=list(names))
-
-
-def robust_history(ev: pd.DataFrame, min_achievement_ratio: float) -> pd.DataFrame:
-    """``hist_shrunk_delivered_rate`` and ``hist_median_achievement`` of each row, from the
-    events that had ended by its notice (the portfolio's for the prior, the customer's)."""
-    n = len(ev)
-    ach = ((ev["actual_kw"].astype("float64") if "actual_kw" in ev
-            else pd.Series(np.nan, index=ev.index))
-           / ev["target_kw"].replace(0.0, np.nan)).to_numpy()
-    ends = ev["end"].to_numpy(dtype="datetime64[ns]").astype("int64")
-    notices = ev["notice_time"].to_numpy(dtype="datetime64[ns]").astype("int64")
-    settled = np.isfinite(ach)
-    order = np.argsort(np.where(settled, ends, np.iinfo("int64").max), kind="stable")
-    n_settled = int(settled.sum())
-    sorted_ends = ends[order][:n_settled]
-    cum_delivered = np.concatenate([[0], np.cumsum(ach[order][:n_settled]
-                                                   >= min_achievement_ratio)])
-    k_all = np.searchsorted(sorted_ends, notices, side="right")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p0 = np.where(k_all > 0, cum_delivered[k_all] / np.maximum(k_all, 1), np.nan)
-    rate = np.full(n, np.nan)
-    median = np.full(n, np.nan)
-    customers = ev["customer_id"].to_numpy()
-    m = SHRINK_PSEUDO_EVENTS
-    for cid in np.unique(customers):
-        own = np.flatnonzero((customers == cid) & settled)
-        own = own[np.argsort(ends[own], kind="stable")]
-        own_ends, own_ach = ends[own], ach[own]
-        for i in np.flatnonzero(customers == cid):
-            k = int(np.searchsorted(own_ends, notices[i], side="right"))
-            if np.isnan(p0[i]):
-                continue
-            delivered = float((own_ach[:k] >= min_achievement_ratio).sum())
-            rate[i] = (delivered + m * p0[i]) / (k + m)
-            if k:
-                median[i] = float(np.median(own_ach[:k]))
-    return pd.DataFrame({"hist_shrunk_delivered_rate": rate, "hist_median_achievement": median})
-
-
 def _utc(values: pd.Series, name: str) -> pd.Series:
     stamps = pd.to_datetime(values)
     if getattr(stamps.dt, "tz", None) is None:
         raise NaiveTimestampError(f"events.{name} has naive timestamps; give them a UTC "
                                   "offset (e.g. 2025-07-01T14:00:00+08:00)")
     return stamps.dt.tz_convert("UTC").dt.as_unit("ns")
-
-
-def _require(frame: pd.DataFrame, columns, name: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise MissingColumnsError(f"{name} lacks column(s) {', '.join(missing)}; see "
-                                  "../shared/DATA_FORMAT.md", missing)

@@ -20,7 +20,7 @@ PORT ?= 3000
 SAMPLE_ISSUE := 2025-06-28T22:30:00+08:00
 DEFAULT_ISSUE := $(if $(filter $(VAR)/sample_portfolio,$(DATA)),$(SAMPLE_ISSUE),now)
 
-.PHONY: help install run train batch nightly serve sample-data test test-fast benchmarks benchmarks-baselines benchmarks-openstef lint clean
+.PHONY: help install run train batch nightly serve sample-data test test-property test-fast benchmarks benchmarks-baselines benchmarks-openstef lint clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -57,6 +57,9 @@ serve: $(STAMP)  ## serve the API (models must be registered; key of client 'loc
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest -q
+
+test-property: $(STAMP)  ## the any-portfolio property test alone, with VPP_PROPERTY_EXAMPLES (default 400)
+	VPP_PROPERTY_EXAMPLES=$${VPP_PROPERTY_EXAMPLES:-400} $(BIN)/python -m pytest -q tests/test_any_portfolio.py
 
 test-fast: $(STAMP)  ## unit tests only (no servers, no shared data)
 	$(BIN)/python -m pytest -q -m "not integration and not shared_data"

@@ -80,8 +80,8 @@ class FloorService:
     def __init__(self) -> None:
         from forecasting.features import build_features, window_known_at
         from forecasting.portfolio import read_portfolio
-        from pipelines.forecasting import horizon_window, target_index
-        from pipelines.registry import ModelRegistry
+        from inference.forecast import horizon_window, target_index
+        from inference.registry import ModelRegistry
 
         portfolio = read_portfolio(Path(os.environ["VPP_DATA_DIR"]))
         site = portfolio.site(SITE)
@@ -117,7 +117,7 @@ def _prepare(tmp: Path) -> tuple[dict[str, str], str]:
     from benchmarks.dispatch import random_portfolio
     from forecasting.portfolio import read_portfolio
     from forecasting.synthetic import generate_portfolio
-    from pipelines.keys import KeyStore
+    from inference.keys import KeyStore
     from pipelines.training import train_site
 
     env = {"VPP_DATA_DIR": str(tmp / "portfolio"),
@@ -242,7 +242,7 @@ def _alternating(guarded: str, bare: str, key: str, n: int, body: dict, status: 
 
 def _middleware_alone(tmp: Path, key: str, n: int = 5000) -> dict:
     """Per-call time of a stub ASGI app with and without ``SecurityMiddleware`` (µs, p50)."""
-    from pipelines.audit import AuditLog
+    from inference.audit import AuditLog
     from serving.auth import SecurityMiddleware
 
     body = json.dumps(FORECAST).encode()

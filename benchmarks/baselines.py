@@ -39,13 +39,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.adapters import citylearn, eemeter
 from pipelines.baseline_auto import AUTO, COMBINED
 from pipelines.baseline_eval import (
     ALL_METHODS,
     AUTO_METHODS,
     ORACLE,
-    RULE_FACTORIES,
+    RULE_METHODS,
     EvalDataset,
     PlaceboConfig,
     dataset_from_portfolio,
@@ -55,6 +54,7 @@ from pipelines.baseline_eval import (
     savings_recovery,
     summarise,
 )
+from pipelines.datasets import citylearn, eemeter
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "var" / "benchmarks" / "baselines"
@@ -164,14 +164,13 @@ def real_event_accuracy(portfolio, months: int = 6, refit_days: int = 60) -> pd.
     data before each block (pooled over all customers).
     """
     from models.baselines.ml import MLBaseline
-    from pipelines.baseline_eval import customer_load
 
     data = dataset_from_portfolio(portfolio, name="sample_portfolio")
     events = portfolio.events
     last = events["end"].max()
     events = events[events["start"] >= last - pd.Timedelta(days=30 * months)]
     events = events.sort_values("start").reset_index(drop=True)
-    loads = {c: customer_load(portfolio, c)[0] for c in data.loads}
+    loads = {c: portfolio.customer_load(c)[0] for c in data.loads}
     rules = {}
     rows = []
     methods = ("similar_days", "x_of_y", "pre_event")
@@ -197,7 +196,7 @@ def real_event_accuracy(portfolio, months: int = 6, refit_days: int = 60) -> pd.
                 kwargs = {"customer_id": cid}
             else:
                 if (cid, m) not in rules:
-                    rules[cid, m] = RULE_FACTORIES[m]().fit(
+                    rules[cid, m] = RULE_METHODS[m]().fit(
                         actual, timezone=data.timezone, holiday_country=data.holiday_country,
                         event_days=data.event_days[cid], customer_id=cid)
                 est, kwargs = rules[cid, m], {}

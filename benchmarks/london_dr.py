@@ -8,14 +8,14 @@ the baselines take most of it, the 6 ML fits about 2 minutes)::
 
 For every High-price and Low-price event block of the trial (``benchmarks.adapters.
 lcl_dtou``) and every group (the average household of ``flex``, ``noflex``, ``all``), each
-baseline is computed by ``pipelines.measurement.baseline_for_customer``, the function behind
+baseline is computed by ``inference.measurement.baseline_for_customer``, the function behind
 ``/baseline`` and ``vpp measure``, from readings before the event (before the day-ahead
 notice for day-of adjustments). The measured response is the reduction ``baseline - actual``
 in kWh per household over the block, and in % of the baseline energy; a Low-price block
 should show a negative reduction (consumption moved into it).
 
 **Confidence interval from placebo windows.** For each block the same clock window on the
-latest ``placebo_days`` normal days of its pool before it (``pipelines.measurement.
+latest ``placebo_days`` normal days of its pool before it (``inference.measurement.
 placebo_windows``, the windows ``auto`` scores on) is measured the same way. Nobody was
 asked to respond there, so a placebo "reduction" is the baseline's error. The mean
 reduction over the blocks of one type has the error distribution of the mean of one
@@ -48,9 +48,9 @@ import pandas as pd
 
 from benchmarks.adapters import lcl_dtou
 from forecasting.errors import DataError
+from inference.baseline_data import EvalDataset
+from inference.measurement import baseline_for_customer, placebo_windows
 from models.baselines.ml import MLBaseline
-from pipelines.baseline_eval import EvalDataset
-from pipelines.measurement import baseline_for_customer, placebo_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "var" / "benchmarks" / "london_dr"

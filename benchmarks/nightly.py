@@ -47,8 +47,8 @@ import pandas as pd
 
 from benchmarks import peak_rss_mb, print_table
 from forecasting.synthetic import generate_portfolio_frames, write_portfolio
+from inference.forecast_store import open_store
 from pipelines.config import TrainingConfig
-from pipelines.forecast_store import open_store
 from pipelines.nightly import NightlyConfig, run_nightly
 
 TZ = "Asia/Shanghai"

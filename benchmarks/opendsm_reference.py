@@ -191,9 +191,9 @@ def verdict(summary: pd.DataFrame, rules: tuple[str, ...]) -> str:
 
 
 def datasets(only: list[str] | None) -> list[EvalDataset]:
-    from benchmarks.adapters import citylearn, eemeter
     from benchmarks.baselines import sample_portfolio
-    from pipelines.baseline_eval import dataset_from_portfolio
+    from inference.baseline_data import dataset_from_portfolio
+    from pipelines.datasets import citylearn, eemeter
 
     names = only or ["citylearn", "eemeter", "portfolio"]
     out = []
@@ -208,8 +208,8 @@ def datasets(only: list[str] | None) -> list[EvalDataset]:
 
 def savings_reference(python: Path) -> pd.DataFrame | None:
     """Saving on the eemeter Illinois meters: CalTRACK hourly vs our ML baseline."""
-    from benchmarks.adapters import eemeter
     from pipelines.baseline_eval import savings_recovery
+    from pipelines.datasets import eemeter
 
     cases = eemeter.savings_cases()
     run = subprocess.run([str(python), str(SAVINGS_SCRIPT), str(eemeter.data_dir()),

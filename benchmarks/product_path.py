@@ -2,7 +2,7 @@
 
 portfolio directory -> ``read_portfolio`` -> ``pipelines.training.train_site`` (what
 ``vpp train`` runs: the scoring fit, the final fit on all history before ``train_end``,
-MLflow run, registry, champion/challenger) -> ``pipelines.forecasting.forecast_site``
+MLflow run, registry, champion/challenger) -> ``inference.forecast.forecast_site``
 (what ``vpp forecast``, the nightly batch and ``POST /forecast`` run: the registered
 champion, the input quality checks and the flagged fallback) for every issue.
 
@@ -26,10 +26,10 @@ import pandas as pd
 
 from benchmarks.adapters import write_portfolio
 from forecasting.portfolio import Portfolio, as_utc, read_portfolio
+from inference.forecast import forecast_site
+from inference.registry import ModelRegistry
 from pipelines.config import TrainingConfig
 from pipelines.evaluation import Schedule
-from pipelines.forecasting import forecast_site
-from pipelines.registry import ModelRegistry
 from pipelines.training import train_site
 
 log = logging.getLogger(__name__)

@@ -32,10 +32,10 @@ from benchmarks import peak_rss_mb, print_table
 from benchmarks.product_path import model_store, portfolio_dir
 from forecasting.portfolio import read_portfolio
 from forecasting.synthetic import generate_portfolio_frames
+from inference.forecast import forecast_site
+from inference.registry import ModelRegistry
 from models.fallback import ClimatologyFallback
 from pipelines.config import TrainingConfig
-from pipelines.forecasting import forecast_site
-from pipelines.registry import ModelRegistry
 from pipelines.training import train_site
 
 LEVELS = (0.1, 0.5, 0.9)

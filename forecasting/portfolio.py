@@ -14,6 +14,7 @@ at or before its own issue time.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -212,6 +213,46 @@ class Portfolio:
             cached = self._site_data.setdefault(site_id, self._build_site_data(site_id))
         return cached
 
+    # -- customers (load sites grouped by ``customer_id``) ------------------------------
+
+    def customer_sites(self, customer_id: str) -> list[Site]:
+        """The load sites that declare ``customer_id`` (UnknownSiteError: none does)."""
+        sites = [s for s in self.sites.values()
+                 if s.kind == "load" and s.customer_id == customer_id]
+        if not sites:
+            known = sorted({s.customer_id for s in self.sites.values() if s.customer_id})
+            raise UnknownSiteError(
+                f"unknown customer {shown_id(customer_id)} in {self.source}: no load site "
+                f"declares it in sites.csv (customer_id); known customers: "
+                f"{', '.join(known[:10])}{' ...' if len(known) > 10 else ''}")
+        return sites
+
+    def customer_load(self, customer_id: str) -> tuple[pd.Series, list[Site]]:
+        """A customer's load (sum of its load sites, kW, UTC index) and its sites.
+
+        The one definition of a customer's load: intervals where any of the customer's
+        sites has no reading are dropped (a partial sum would understate the load)."""
+        sites = self.customer_sites(customer_id)
+        series = [self.site_data(s.site_id).values_kw for s in sites]
+        total = (pd.concat(series, axis=1).dropna().sum(axis=1) if len(series) > 1
+                 else series[0].copy())
+        total.name = "load_kw"
+        return total, sites
+
+    def customer_loads(self, customers=None) -> dict[str, pd.Series]:
+        """``customer_load`` of each customer (default: every customer of a load site)."""
+        ids = customers if customers is not None else sorted(
+            {s.customer_id for s in self.sites_of_kind("load") if s.customer_id})
+        return {cid: self.customer_load(cid)[0] for cid in ids}
+
+    def customer_event_days(self, customer_id: str, timezone: str) -> frozenset:
+        """Local dates on which ``customer_id`` had any event (events.csv)."""
+        ev = self.events
+        if ev is None or ev.empty:
+            return frozenset()
+        rows = ev[ev["customer_id"] == customer_id]
+        return event_days(rows["start"], rows["end"], timezone)
+
     def _build_site_data(self, site_id: str) -> SiteData:
         site = self.site(site_id)
         rows = self.measurements[self.measurements["site_id"] == site_id]
@@ -224,6 +265,16 @@ class Portfolio:
         weather = weather.drop(columns=empty)
         return SiteData(site=site, values_kw=values, weather=weather.reset_index(drop=True),
                         prices=self.prices)
+
+
+def event_days(starts, ends, timezone: str) -> frozenset:
+    """Local dates touched by any [start, end) window."""
+    days = set()
+    for start, end in zip(starts, ends, strict=True):
+        first = start.tz_convert(timezone).date()
+        last = (end - pd.Timedelta(seconds=1)).tz_convert(timezone).date()
+        days.update(first + dt.timedelta(days=k) for k in range((last - first).days + 1))
+    return frozenset(days)
 
 
 def shown_id(value: object, limit: int = 64) -> str:

@@ -210,6 +210,15 @@ def measure(baseline_kw: pd.Series, actual_kw: pd.Series, target_kw: float,
     return rows, settle(rows, rule, compensation_cny_per_mw)
 
 
+def interval_means(frame, interval_minutes: int):
+    """Mean per settlement interval of a frame or series on a finer regular grid (e.g. a
+    baseline at 5 minutes on 15-minute settlement); unchanged when already as coarse."""
+    if len(frame) < 2 or frame.index[1] - frame.index[0] >= pd.Timedelta(
+            minutes=interval_minutes):
+        return frame
+    return frame.groupby(frame.index.floor(f"{interval_minutes}min")).mean()
+
+
 def aggregate_readings(readings_kw: pd.Series, interval_minutes: int = 15,
                        name: str = "readings") -> pd.DataFrame:
     """Mean power per settlement interval from readings at any regular resolution.

@@ -4,7 +4,7 @@ service's ``POST /capacity`` and ``POST /bid/capacity`` (``serving.bid_api``).
 
 - ``load_quantiles``: each customer's load P10/P50/P90 for the window as known at the notice
   time: the sum of the registered champions of its load sites (sites.csv ``customer_id``)
-  through ``pipelines.forecasting.forecast_site``, issued at the notice; where a site has no
+  through ``inference.forecast.forecast_site``, issued at the notice; where a site has no
   champion, the customer's similar-days rule baseline on its readings before the notice
   (``models.capacity.rule_baseline_quantiles``). The ``source`` column says which. Several
   sites' quantiles are added (exact when their loads move together).
@@ -48,10 +48,9 @@ def load_quantiles(portfolio, start, end, notice_time, customers: list[str] | No
     (module doc). ``customers``: default every customer with resources. Raises
     ``MissingForecastError`` for a customer without a load site in sites.csv.
     """
+    from inference.forecast import forecast_site
+    from inference.registry import ModelRegistry
     from models.capacity import MissingForecastError, rule_baseline_quantiles
-    from pipelines.baseline_eval import customer_event_days, customer_load
-    from pipelines.forecasting import forecast_site
-    from pipelines.registry import ModelRegistry
 
     chosen = _customers_with_resources(portfolio, customers)
     registry = registry or ModelRegistry()
@@ -79,11 +78,11 @@ def load_quantiles(portfolio, start, end, notice_time, customers: list[str] | No
             total = sum(parts[1:], parts[0])
             source = f"champion {', '.join(versions)} issued at the notice"
         else:
-            load, _ = customer_load(portfolio, cid)
+            load, _ = portfolio.customer_load(cid)
             site = sites[0]
             total = rule_baseline_quantiles(
                 load, timezone=site.timezone, holiday_country=site.holiday_country,
-                event_days=customer_event_days(portfolio, cid, site.timezone), start=start,
+                event_days=portfolio.customer_event_days(cid, site.timezone), start=start,
                 end=end, notice_time=notice_time, customer_id=cid)
             source = (f"rule baseline similar_days (no champion for load-{missing}): P50 the "
                       "pool mean, P10/P90 the pool days' spread")

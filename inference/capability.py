@@ -3,7 +3,7 @@
 
 ``capability_core(portfolio, ...)`` picks events (one, those of a customer, those since a
 time; by default the latest), builds each invited customer's baseline with the project's
-rule baselines (``pipelines.measurement.baseline_for_customer``, as ``vpp measure`` does
+rule baselines (``inference.measurement.baseline_for_customer``, as ``vpp measure`` does
 for settlement), and scores the response with ``models.capability``:
 
 - with fine readings (the optional ``event_readings`` table, e.g. 1-minute) each reading
@@ -28,9 +28,8 @@ import pandas as pd
 
 from forecasting.errors import DataError, InsufficientDataError, UnknownSiteError
 from forecasting.portfolio import Portfolio, as_utc
+from inference.measurement import baseline_for_customer, event_rows
 from models.capability import CapabilityThresholds, assess, capability_metrics
-from pipelines.baseline_eval import customer_event_days, customer_load
-from pipelines.measurement import baseline_for_customer, event_rows
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def select_events(portfolio: Portfolio, event_ids: list[str] | None = None,
         known = set(events["customer_id"])
         for c in customers:
             if c not in known:
-                customer_load(portfolio, c)  # UnknownSiteError when no site declares it
+                portfolio.customer_load(c)  # UnknownSiteError when no site declares it
                 raise UnknownSiteError(f"customer {c!r} took part in no event of "
                                        f"{portfolio.source}; nothing to test")
         events = events[events["customer_id"].isin(customers)]
@@ -113,11 +112,11 @@ def customer_series(portfolio: Portfolio, ev, method: str) -> tuple[pd.DataFrame
     (``baseline_kw``, ``actual_kw``, UTC index), the width (minutes), the source and the
     baseline method used."""
     cid = str(ev.customer_id)
-    load, sites = customer_load(portfolio, cid)
+    load, sites = portfolio.customer_load(cid)
     tz, country = sites[0].timezone, sites[0].holiday_country
     details, _ = baseline_for_customer(
         load, timezone=tz, holiday_country=country,
-        event_days=customer_event_days(portfolio, cid, tz), start=ev.start, end=ev.end,
+        event_days=portfolio.customer_event_days(cid, tz), start=ev.start, end=ev.end,
         notice_time=ev.notice_time, method=method, customer_id=cid)
     baseline = details.frame["baseline_kw"].sort_index()
     interval = _width_minutes(baseline.index, sites[0].resolution_minutes)

@@ -1,7 +1,12 @@
-"""Forecasts from the registered champion, in the output format of DATA_FORMAT.md.
+"""The one forecast facade: site -> window -> champion -> known-at -> predict -> output frame
+(DATA_FORMAT.md), for ``POST /forecast``, the nightly batch, ``vpp forecast`` and the
+benchmarks alike.
 
-``forecast_core`` is pure (a fitted forecaster and data in, a frame out); ``forecast_site``
-looks the champion up in the registry. Checks before forecasting, each a clear error:
+``ask`` checks a request before any model is asked (site and kind, issue time or
+``"now"`` floored to the site's resolution, one window on the site's grid);
+``forecast_site`` adds the champion from the registry and ``answer``s; ``forecast_core``
+is pure (a fitted forecaster and data in, a frame out). The service splits the steps only
+to look its answer cache up between them. Checks before forecasting, each a clear error:
 naive times, an empty or reversed window, a window that starts before the issue time by
 more than a day, no measurement known in the week before the issue time (stale data; not
 asked of a ``weather_only`` model, which reads no history).
@@ -28,6 +33,8 @@ the path it always took: one call of the forecaster.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -35,11 +42,11 @@ import pandas as pd
 
 from forecasting.contract import WEATHER_COLUMNS
 from forecasting.errors import DataError, StaleDataError
-from forecasting.portfolio import Portfolio, SiteData, as_utc
+from forecasting.portfolio import Portfolio, Site, SiteData, as_utc
 from forecasting.quality import assess
+from inference.registry import LoadedModel, ModelRegistry
 from models.fallback import ClimatologyFallback
 from models.weather_scenarios import far_features, forecast_scenarios, nwp_end
-from pipelines.registry import LoadedModel, ModelRegistry
 
 log = logging.getLogger(__name__)
 MAX_HISTORY_AGE = pd.Timedelta(days=7)
@@ -189,15 +196,80 @@ def _forecast_long(forecaster, data: SiteData, issue: pd.Timestamp,
     return out, method.to_numpy()
 
 
-def forecast_site(portfolio: Portfolio, kind: str, site_id: str, issue_time, start, end,
-                  quantiles=None, registry: ModelRegistry | None = None) -> pd.DataFrame:
+@dataclass(frozen=True)
+class ForecastQuestion:
+    """A checked forecast request: the site, the issue time (UTC) and the target window."""
+
+    site: Site
+    issue: pd.Timestamp  # UTC
+    start: pd.Timestamp  # UTC, on the site's grid
+    end: pd.Timestamp  # exclusive
+    quantiles: tuple[float, ...] | None  # None: the champion's own levels
+    now: bool = False  # the caller asked for "now"
+
+
+def issue_time_of(value, site: Site) -> pd.Timestamp:
+    """The issue time in UTC: ``"now"`` is the current time floored to the site's
+    resolution (the one definition, for the API, the batch and the command line); any other
+    value must be tz-aware."""
+    if isinstance(value, str) and value.strip().lower() == "now":
+        return pd.Timestamp.now(tz="UTC").floor(f"{site.resolution_minutes}min")
+    return as_utc(value, "issue_time")
+
+
+def ask(portfolio: Portfolio, site_id: str, issue_time="now", *, kind: str | None = None,
+        horizon: str | None = None, horizon_minutes: int | None = None, start=None, end=None,
+        quantiles=None, bound: Callable[[pd.Timestamp, pd.Timestamp], None] | None = None
+        ) -> ForecastQuestion:
+    """Check a request before any model is asked: a known site of ``kind``, a tz-aware issue
+    time (or ``"now"``), one window (start and end, ``horizon_minutes`` or a named
+    ``horizon``; default ``day_ahead``) on the site's grid within its length limit.
+    ``bound(start, end)``: the caller's own limit, checked before the site's."""
     site = portfolio.site(site_id)
-    if site.kind != kind:
+    if kind is not None and site.kind != kind:
         raise DataError(f"site {site_id} is of kind {site.kind!r}, not {kind!r}")
-    as_utc(issue_time, "issue_time")  # bad input first, before the registry is asked
-    target_index(site, start, end)
-    model = (registry or ModelRegistry()).champion(kind, site_id)
-    return forecast_core(model, portfolio.site_data(site_id), issue_time, start, end, quantiles)
+    issue = issue_time_of(issue_time, site)
+    t0, t1 = horizon_window(site, issue, horizon, horizon_minutes, start, end)
+    if bound is not None:
+        bound(as_utc(t0, "start"), as_utc(t1, "end"))
+    target_index(site, t0, t1)  # on the grid, within the limit
+    now = isinstance(issue_time, str) and issue_time.strip().lower() == "now"
+    return ForecastQuestion(site, issue, as_utc(t0, "start"), as_utc(t1, "end"),
+                            None if quantiles is None else tuple(quantiles), now)
+
+
+def answer(portfolio: Portfolio, question: ForecastQuestion, model: LoadedModel
+           ) -> pd.DataFrame:
+    """The forecast of ``question`` by ``model`` (``forecast_core``); for ``"now"`` on data
+    whose readings ended long ago, the stale-data error says which issue time to give."""
+    q = question
+    data = portfolio.site_data(q.site.site_id)
+    try:
+        return forecast_core(model, data, q.issue, q.start, q.end,
+                             None if q.quantiles is None else list(q.quantiles))
+    except StaleDataError as err:
+        if not q.now or data.values_kw.empty:
+            raise
+        last = data.values_kw.index.max().tz_convert(q.site.timezone)
+        example = (last.normalize() - pd.Timedelta(hours=12)).isoformat()
+        raise StaleDataError(
+            f"{err}. issue_time 'now' is {q.issue.tz_convert(q.site.timezone).isoformat()}, "
+            f"but the readings of {q.site.site_id} end {last.isoformat()}: for a historical "
+            f"portfolio (the synthetic sample ends 2025-06-30) give an issue_time, e.g. "
+            f"\"{example}\"") from err
+
+
+def forecast_site(portfolio: Portfolio, kind: str | None, site_id: str, issue_time="now",
+                  start=None, end=None, quantiles=None, registry: ModelRegistry | None = None,
+                  *, horizon: str | None = None, horizon_minutes: int | None = None
+                  ) -> pd.DataFrame:
+    """The one forecast path of ``vpp forecast``, the batch, ``POST /forecast`` and the
+    benchmarks: request checked (``ask``), the site's champion from the registry,
+    ``forecast_core`` on what was known at the issue time, the output frame (UTC)."""
+    question = ask(portfolio, site_id, issue_time, kind=kind, horizon=horizon,
+                   horizon_minutes=horizon_minutes, start=start, end=end, quantiles=quantiles)
+    model = (registry or ModelRegistry()).champion(question.site.kind, site_id)
+    return answer(portfolio, question, model)
 
 
 HORIZONS = ("intraday", "day_ahead", "d_plus_2")
@@ -240,9 +312,10 @@ def to_local(frame: pd.DataFrame, timezone: str) -> pd.DataFrame:
     return out
 
 
-def write_forecast_csv(frame: pd.DataFrame, path, timezone: str) -> None:
-    local = to_local(frame, timezone)
+def write_forecast_csv(frame: pd.DataFrame, path, timezone: str | None = None) -> None:
+    """The forecast output format as CSV (the one writer): ISO timestamps in the site's zone
+    (``timezone``), or in UTC (``+00:00``) for a frame of several sites."""
+    local = to_local(frame, timezone) if timezone else frame.copy()
     for col in ("issue_time", "timestamp"):
-        local[col] = local[col].map(lambda t: t.isoformat())
+        local[col] = local[col].map(lambda t: pd.Timestamp(t).isoformat())
     local.to_csv(path, index=False, float_format="%.4f")
-

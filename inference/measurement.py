@@ -44,18 +44,18 @@ from forecasting.errors import DataError, InsufficientDataError, UnknownValueErr
 from forecasting.portfolio import Portfolio, as_utc
 from forecasting.settlement import (
     SettlementRule,
+    interval_means,
     interval_results,
     portfolio_result,
     settle,
 )
-from models.baselines import RULE_METHODS, BaselineDetails, make_baseline
+from models.baselines import SERVED_RULES, BaselineDetails, make_baseline
 from models.baselines.common import check_load, check_window, pool_of_day
 from models.baselines.ml import MLBaseline
-from pipelines.baseline_eval import customer_event_days, customer_load
 
 log = logging.getLogger(__name__)
 
-METHOD_CHOICES = ("auto", *RULE_METHODS, "ml")
+METHOD_CHOICES = ("auto", *SERVED_RULES, "ml")
 AUTO_CANDIDATES = ("similar_days", "x_of_y", "ml")
 AUTO_PLACEBO_DAYS = 10
 AUTO_LOOKBACK_DAYS = 60
@@ -225,24 +225,13 @@ def fit_ml_for_event(portfolio: Portfolio, start: pd.Timestamp, train_end: pd.Ti
     All customers train it (pooling helps the small ones); its history reaches the event
     start for the recent-level and day-of features, which mask readings after it.
     """
-    from pipelines.baseline_eval import dataset_from_portfolio
+    from inference.baseline_data import dataset_from_portfolio
 
     data = dataset_from_portfolio(portfolio, customers)
     loads = {c: s[s.index < start] for c, s in data.loads.items()}
     return MLBaseline(**(ml_params or {})).fit(
         loads, timezone=data.timezone, holiday_country=data.holiday_country,
         event_days=data.event_days, weather=data.weather or None, train_end=train_end)
-
-
-def _to_interval(frame: pd.DataFrame, minutes: int) -> pd.DataFrame:
-    """Mean per settlement interval when readings are finer than it; else unchanged."""
-    if len(frame) < 2:
-        return frame
-    step = frame.index[1] - frame.index[0]
-    if step >= pd.Timedelta(minutes=minutes):
-        return frame
-    grouped = frame.groupby(frame.index.floor(f"{minutes}min"))
-    return grouped.mean()
 
 
 def portfolio_emission_factors(portfolio: Portfolio, grid_region: str | None = None,
@@ -294,9 +283,9 @@ def measure_event(portfolio: Portfolio, event_id: str, method: str = "auto",
     parts, results, failures = [], [], {}
     for i, ev in enumerate(rows.itertuples()):
         cid = str(ev.customer_id)
-        load, sites = customer_load(portfolio, cid)
+        load, sites = portfolio.customer_load(cid)
         tz, country = sites[0].timezone, sites[0].holiday_country
-        days = customer_event_days(portfolio, cid, tz)
+        days = portfolio.customer_event_days(cid, tz)
         try:
             details, scores = baseline_for_customer(
                 load, timezone=tz, holiday_country=country, event_days=days, start=ev.start,
@@ -308,7 +297,7 @@ def measure_event(portfolio: Portfolio, event_id: str, method: str = "auto",
             continue
         frame = details.frame.copy()
         frame["actual_kw"] = load.reindex(frame.index)
-        frame = _to_interval(frame, rule.interval_minutes)
+        frame = interval_means(frame, rule.interval_minutes)
         width = (frame.index[1] - frame.index[0]) if len(frame) > 1 else pd.Timedelta(
             minutes=rule.interval_minutes)
         table = interval_results(frame["baseline_kw"], frame["actual_kw"], ev.target_kw)

@@ -1,7 +1,13 @@
-"""Reading registered models (no writes): the champion of a site, with its version.
+"""Reading registered models (no writes): the one model source of the service, the batch
+and the command line.
 
-Used by ``vpp forecast``, the nightly batch and the BentoML service. A loaded model is
-cached per (name, version). Which version an alias names is looked up again after
+``champion(kind, site_id)`` is a site's forecaster, ``baseline(name)`` an ML baseline,
+``response()`` the response-likelihood champion; each with its version. The models handed
+out are shared between requests and only read: forecasters and the response model predict
+without changing state, and an ML baseline takes a request's history through
+``with_history``, which returns a copy.
+
+A loaded model is cached per (name, version). Which version an alias names is looked up again after
 ``ttl_s`` seconds (0, the default of the command line: on every call; the service keeps
 it for a few seconds and refreshes it in a background thread, so requests do not wait
 for the registry and a moved champion is picked up without a restart).
@@ -32,7 +38,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from forecasting.errors import ModelNotFoundError
-from pipelines.tracking import (
+from inference.response_data import REGISTERED_NAME as RESPONSE_NAME
+from inference.response_data import Champion
+from inference.tracking import (
     CHAMPION,
     TrackingUnavailableError,
     check_reachable,
@@ -159,6 +167,22 @@ class ModelRegistry:
         loaded = self.load_model(name, alias, hint=f"train one with `vpp train --kind {kind} "
                                                    f"--site {site_id}`")
         return LoadedModel(name, loaded.version, loaded.forecaster.forecaster, loaded.note)
+
+    def baseline(self, name: str, alias: str = CHAMPION):
+        """The ``MLBaseline`` registered as ``name`` (``baseline-pooled``,
+        ``baseline-<customer>``). Shared between requests: a request gives it its own
+        history with ``with_history``, which returns a copy."""
+        return self.load_model(name, alias, hint="train one with `vpp baseline-train "
+                                                 "--data DIR`").forecaster.baseline
+
+    def response(self, alias: str = CHAMPION) -> Champion:
+        """The ``response-likelihood`` champion: the customer model, its version and the
+        per-resource model (None where the resources' historical rate answers)."""
+        loaded = self.load_model(RESPONSE_NAME, alias,
+                                 hint="train one with `vpp response-train --data DIR`")
+        wrapped = loaded.forecaster
+        return Champion(wrapped.model, loaded.version, getattr(wrapped, "resource_model", None),
+                        getattr(wrapped, "resource_method", None))
 
     def _resolve(self, name: str, alias: str, hint: str) -> str:
         """The version ``alias`` names now (one registry query)."""

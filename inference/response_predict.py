@@ -9,14 +9,14 @@ import pandas as pd
 
 from forecasting.errors import DataError
 from forecasting.settlement import SettlementRule
-from models.response_features import EVENT_COLUMNS
-from pipelines.response_core import (
+from inference.response_data import (
     REGISTERED_NAME,
     Champion,
     ResponseData,
     build_features,
     historical_as_of,
 )
+from models.response_features import EVENT_COLUMNS
 
 
 def hypothetical_event(customers: list[str], start, end, notice_time, target_kw: list[float],

@@ -176,7 +176,7 @@ def backtest_core(data: SiteData, schedule: Schedule, config: BacktestConfig,
 # ------------------------------------------------------------------------------ files, MLflow
 def write_outputs(result: BacktestResult, out_dir: Path | str, timezone: str) -> dict[str, Path]:
     """Forecasts (output format, local time) and metrics tables as CSV in ``out_dir``."""
-    from pipelines.forecasting import write_forecast_csv
+    from inference.forecast import write_forecast_csv
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

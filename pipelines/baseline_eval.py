@@ -24,65 +24,38 @@ Scores per method (all intervals of all placebo events, ``b`` baseline, ``a`` me
 baseline period and measures the saving over a later reporting period, as CalTRACK-style
 M&V does; eemeter's Illinois samples carry a known 10 % saving to recover.
 
-``evaluate_core`` is pure (frames in, frames out); ``dataset_from_portfolio`` reads a
-portfolio's customers, events and weather into an ``EvalDataset``.
+``evaluate_core`` is pure (frames in, frames out); ``inference.baseline_data.
+dataset_from_portfolio`` reads a portfolio's customers, events and weather into an
+``EvalDataset``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from forecasting.errors import DataError, InsufficientDataError
-from forecasting.portfolio import Portfolio
-from models.baselines import (
-    BaselineEstimator,
-    PreEventAverageBaseline,
-    SimilarDaysBaseline,
-    XofYBaseline,
-    check_load,
-)
+from inference.baseline_data import EvalDataset, dataset_from_portfolio  # noqa: F401
+from models.baselines import RULE_METHODS, check_load
 from models.baselines.common import pool_of_day
 from models.baselines.ml import MLBaseline
 from pipelines.baseline_auto import AUTO, COMBINED, add_auto
 
 log = logging.getLogger(__name__)
 
-RULE_FACTORIES: dict[str, Callable[[], BaselineEstimator]] = {
-    "similar_days": SimilarDaysBaseline,
-    "similar_days_high4of5": lambda: SimilarDaysBaseline(high_x=4),
-    "x_of_y": XofYBaseline,
-    "x_of_y_additive": lambda: XofYBaseline(adjustment="additive"),
-    "pre_event": PreEventAverageBaseline,
-}
 # ML variants: the same fitted model predicts with and without the day-of adjustment.
 ML_VARIANTS = {"ml": None, "ml_adjusted": "multiplicative"}
-ALL_METHODS = (*RULE_FACTORIES, *ML_VARIANTS)
-RULE_METHODS = tuple(RULE_FACTORIES)
+ALL_METHODS = (*RULE_METHODS, *ML_VARIANTS)
 # chosen per placebo window from the single methods' scores on earlier windows
 # (pipelines.baseline_auto); requested by name, computed from the single methods of the run
 AUTO_METHODS = (AUTO, COMBINED)
 MIN_TRAINING_DAYS = 28
-
-
-@dataclass
-class EvalDataset:
-    """Customers' load (kW, UTC index), their weather and real event days, one zone."""
-
-    name: str
-    loads: dict[str, pd.Series]
-    timezone: str
-    holiday_country: str | None
-    weather: dict[str, pd.DataFrame] = field(default_factory=dict)
-    event_days: dict[str, frozenset] = field(default_factory=dict)
-    notes: str = ""
 
 
 class PlaceboConfig(BaseModel):
@@ -202,12 +175,12 @@ def evaluate_core(data: EvalDataset, config: PlaceboConfig | None = None,
     failures: list[dict] = []
     total = len(events)
 
-    rule_methods = [m for m in methods if m in RULE_FACTORIES]
+    rule_methods = [m for m in methods if m in RULE_METHODS]
     t0 = time.perf_counter()
     fitted = {}
     for cid in events["customer_id"].unique():
         for m in rule_methods:
-            fitted[cid, m] = RULE_FACTORIES[m]().fit(
+            fitted[cid, m] = RULE_METHODS[m]().fit(
                 loads[cid], timezone=data.timezone, holiday_country=data.holiday_country,
                 event_days=data.event_days.get(cid, ()), customer_id=cid)
     for i, ev in enumerate(events.itertuples()):
@@ -417,76 +390,3 @@ def savings_recovery(load_kw: pd.Series, weather: pd.DataFrame, timezone: str,
     return {"saving_ratio": 1 - act_kwh / base_kwh, "baseline_kwh": base_kwh,
             "actual_kwh": act_kwh, "n_intervals": int(ok.sum()),
             "fit_cvrmse_last_60d": _cvrmse(fit_actual, fit_frame["baseline_kw"])}
-
-
-# -- portfolios ---------------------------------------------------------------------------
-def customer_load(portfolio: Portfolio, customer_id: str) -> tuple[pd.Series, list]:
-    """A customer's load (sum of its load sites, kW, UTC index) and its sites.
-
-    Intervals where any of the customer's sites has no reading are dropped (a partial sum
-    would understate the load).
-    """
-    sites = [s for s in portfolio.sites.values()
-             if s.kind == "load" and s.customer_id == customer_id]
-    if not sites:
-        from forecasting.errors import UnknownSiteError
-
-        known = sorted({s.customer_id for s in portfolio.sites.values() if s.customer_id})
-        raise UnknownSiteError(
-            f"unknown customer {customer_id!r} in {portfolio.source}: no load site declares it "
-            f"in sites.csv (customer_id); known customers: {', '.join(known[:10])}"
-            f"{' ...' if len(known) > 10 else ''}")
-    series = [portfolio.site_data(s.site_id).values_kw for s in sites]
-    total = pd.concat(series, axis=1).dropna().sum(axis=1) if len(series) > 1 else series[0]
-    total.name = "load_kw"
-    return total, sites
-
-
-def customer_event_days(portfolio: Portfolio, customer_id: str, timezone: str) -> frozenset:
-    """Local dates on which ``customer_id`` had any event (events.csv)."""
-    ev = portfolio.events
-    if ev.empty:
-        return frozenset()
-    rows = ev[ev["customer_id"] == customer_id]
-    return event_days(rows["start"], rows["end"], timezone)
-
-
-def event_days(starts, ends, timezone: str) -> frozenset:
-    """Local dates touched by any [start, end) window."""
-    days = set()
-    for start, end in zip(starts, ends, strict=True):
-        first = start.tz_convert(timezone).date()
-        last = (end - pd.Timedelta(seconds=1)).tz_convert(timezone).date()
-        days.update(first + dt.timedelta(days=k) for k in range((last - first).days + 1))
-    return frozenset(days)
-
-
-def customer_weather(portfolio: Portfolio, site_id: str) -> pd.DataFrame:
-    """The site's weather rows (timestamp, issue_time, temp_air_c ...)."""
-    return portfolio.site_data(site_id).weather
-
-
-def dataset_from_portfolio(portfolio: Portfolio, customers: list[str] | None = None,
-                           name: str | None = None) -> EvalDataset:
-    """An ``EvalDataset`` of a portfolio's customers (load sites grouped by customer_id)."""
-    ids = customers or sorted({s.customer_id for s in portfolio.sites.values()
-                               if s.kind == "load" and s.customer_id})
-    if not ids:
-        raise DataError(f"{portfolio.source}: no load site has a customer_id; baselines are "
-                        "per customer")
-    loads, weather, events = {}, {}, {}
-    zones, countries = set(), set()
-    for cid in ids:
-        load, sites = customer_load(portfolio, cid)
-        zones.add(sites[0].timezone)
-        countries.add(sites[0].holiday_country)
-        loads[cid] = load
-        wx = customer_weather(portfolio, sites[0].site_id)
-        if not wx.empty and "temp_air_c" in wx:
-            weather[cid] = wx
-        events[cid] = customer_event_days(portfolio, cid, sites[0].timezone)
-    if len(zones) > 1 or len(countries) > 1:
-        raise DataError(f"customers span several time zones/holiday calendars {zones} "
-                        f"{countries}; evaluate them separately")
-    return EvalDataset(name or str(portfolio.source), loads, zones.pop(), countries.pop(),
-                       weather, events)

@@ -38,11 +38,12 @@ import pandas as pd
 from mlflow.models import infer_signature
 from pydantic import BaseModel, ConfigDict, Field
 
-from forecasting.errors import InsufficientDataError, ModelNotFoundError
+from forecasting.errors import InsufficientDataError
 from forecasting.portfolio import Portfolio, as_utc
+from inference.registry import ModelRegistry
 from models.baselines.ml import MLBaseline
 from pipelines.baseline_eval import (
-    RULE_FACTORIES,
+    RULE_METHODS,
     EvalDataset,
     PlaceboConfig,
     dataset_from_portfolio,
@@ -159,7 +160,7 @@ def _rule_factory(method: str, data: EvalDataset, loads: dict):
 
     def fitted(cid: str):
         if cid not in cache:
-            cache[cid] = RULE_FACTORIES[method]().fit(
+            cache[cid] = RULE_METHODS[method]().fit(
                 loads[cid], timezone=data.timezone, holiday_country=data.holiday_country,
                 event_days=data.event_days.get(cid, ()), customer_id=cid)
         return cache[cid]
@@ -171,7 +172,7 @@ class BaselinePyfunc(mlflow.pyfunc.PythonModel):
     """pyfunc flavour: rows (customer_id, start, end[, notice_time]) -> baseline intervals.
 
     Serving unwraps the estimator: ``load_model(...).unwrap_python_model().baseline`` and
-    gives it the current readings with ``set_history``.
+    gives it the current readings with ``with_history`` (a copy).
     """
 
     def __init__(self, baseline: MLBaseline):
@@ -214,8 +215,8 @@ def score_champion(name: str, data: EvalDataset, result: BaselineTrainResult) ->
     known = {c: s for c, s in loads.items() if c in model.customers_}
     if not known:
         return None
-    model.set_history(known, {c: data.event_days.get(c, ()) for c in known},
-                      {c: data.weather[c] for c in known if c in data.weather} or None)
+    model = model.with_history(known, {c: data.event_days.get(c, ()) for c in known},
+                               {c: data.weather[c] for c in known if c in data.weather} or None)
     events = result.events[result.events["customer_id"].isin(list(known))]
     summary, _ = score_on_events({"ml": model}, loads, events)
     return summary.loc["ml"].to_dict()
@@ -317,10 +318,6 @@ def train_baselines(portfolio: Portfolio, customers: list[str] | None = None,
 
 
 def load_champion(name: str, uri: str | None = None) -> MLBaseline:
-    """The champion ``MLBaseline`` registered as ``name`` (ModelNotFoundError if none)."""
-    with tracking_session(uri) as client:
-        if champion_version(client, name) is None:
-            raise ModelNotFoundError(f"no champion of {name!r} in the registry; train one "
-                                     "with pipelines.baselines.train_baselines")
-        return mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model(
-        ).baseline
+    """The champion ``MLBaseline`` registered as ``name`` (ModelNotFoundError if none), read
+    through the one model source (``inference.registry``)."""
+    return ModelRegistry(uri).baseline(name)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from forecasting.portfolio import Portfolio, as_utc
+from forecasting.portfolio import Portfolio
 from pipelines.config import TrainingConfig
 from pipelines.tracking import champion_version, registered_name, tracking_session
 from pipelines.training import log_and_register, train_core
@@ -119,25 +119,23 @@ def train_many(portfolio: Portfolio, site_ids: list[str], config: TrainingConfig
 def forecast_many(portfolio: Portfolio, site_ids: list[str], issue_time, horizon: str,
                   quantiles=None, registry=None, on_done: Callable[[str], None] | None = None
                   ) -> tuple[pd.DataFrame, list[dict]]:
-    """Forecasts of many sites for one issue time (the nightly batch).
+    """Forecasts of many sites for one issue time (the nightly batch), each through the one
+    forecast path (``inference.forecast.forecast_site``); ``"now"`` is floored to each
+    site's resolution.
 
     Returns the forecasts of every site that worked (output format, UTC) and a list of
     ``{"site_id", "error"}`` for those that did not; one failing site never stops the rest.
     Forecasting takes milliseconds per site, so this runs in the driver process.
     """
-    from pipelines.forecasting import forecast_core, horizon_window
-    from pipelines.registry import ModelRegistry
+    from inference.forecast import forecast_site
+    from inference.registry import ModelRegistry
 
     registry = registry or ModelRegistry()
-    issue = as_utc(issue_time, "issue_time")
     frames, failures = [], []
     for sid in site_ids:
         try:
-            site = portfolio.site(sid)
-            start, end = horizon_window(site, issue, horizon)
-            model = registry.champion(site.kind, sid)
-            frames.append(forecast_core(model, portfolio.site_data(sid), issue, start, end,
-                                        quantiles))
+            frames.append(forecast_site(portfolio, None, sid, issue_time, quantiles=quantiles,
+                                        registry=registry, horizon=horizon))
         except Exception as err:  # noqa: BLE001 - report the site, go on with the rest
             log.error("site %s: %s: %s", sid, type(err).__name__, err)
             failures.append({"site_id": sid, "error": f"{type(err).__name__}: {err}"})

@@ -25,6 +25,16 @@ from rich.table import Table
 
 from forecasting.errors import DataError, ModelNotFoundError
 from forecasting.portfolio import as_utc, read_portfolio
+from pipelines import (  # the sub-apps: their commands join this app (_mount, below)
+    cli_backtest,
+    cli_baselines,
+    cli_bid,
+    cli_capability,
+    cli_dispatch,
+    cli_keys,
+    cli_nightly,
+    cli_response,
+)
 from pipelines.cli_common import fail
 from pipelines.tracking import TrackingUnavailableError, tracking_uri
 
@@ -235,9 +245,15 @@ def forecast(
     kind: Annotated[str, typer.Option(help="load, pv or wind")],
     site: Annotated[str, typer.Option(help="site_id")],
     issue_time: Annotated[str, typer.Option(
-        "--issue-time", help="ISO time with offset; only data known then is used")],
-    start: Annotated[str, typer.Option(help="first interval start, ISO with offset")],
-    end: Annotated[str, typer.Option(help="end of the window (exclusive), ISO")],
+        "--issue-time", help="ISO time with offset, or 'now' (floored to the site's "
+        "resolution); only data known then is used")],
+    start: Annotated[str | None, typer.Option(
+        help="first interval start, ISO with offset (with --end)")] = None,
+    end: Annotated[str | None, typer.Option(
+        help="end of the window (exclusive), ISO (with --start)")] = None,
+    horizon: Annotated[str | None, typer.Option(
+        help="instead of --start/--end: intraday (next 4 h), day_ahead (the next local day, "
+        "the default) or d_plus_2 (the day after)")] = None,
     quantiles: Annotated[str, typer.Option(help="levels, e.g. 0.1,0.5,0.9")] = "0.1,0.5,0.9",
     out: Annotated[Path, typer.Option("--out", help="CSV file to write")],
     explain: Annotated[bool, typer.Option(
@@ -249,12 +265,16 @@ def forecast(
     explain_top: Annotated[int, typer.Option(
         "--explain-top", min=1, help="contributions kept per timestamp")] = 5,
 ):
-    """Forecast with the site's champion model and write the forecast output format."""
-    from pipelines.forecasting import forecast_site, write_forecast_csv
+    """Forecast with the site's champion model and write the forecast output format.
+
+    The same path as POST /forecast and the batch (inference.forecast): the window is
+    --start/--end, or --horizon (default day_ahead)."""
+    from inference.forecast import forecast_site, write_forecast_csv
 
     try:
         portfolio = read_portfolio(data)
-        frame = forecast_site(portfolio, kind, site, issue_time, start, end, _quantiles(quantiles))
+        frame = forecast_site(portfolio, kind, site, issue_time, start, end,
+                              _quantiles(quantiles), horizon=horizon)
     except (DataError, ModelNotFoundError, TrackingUnavailableError, ValueError) as err:
         fail(err)
     timezone = portfolio.site(site).timezone
@@ -271,7 +291,7 @@ def forecast(
         path = explain_out or default_explain_path(out)
         try:
             contributions = explain_site(portfolio, kind, site, issue_time, start, end,
-                                         explain_top)
+                                         explain_top, horizon=horizon)
         except ExplanationUnavailableError as err:
             console.print(f"[yellow]no explanation written: {err}[/yellow]")
             return
@@ -300,15 +320,19 @@ def batch_forecast(
     ``failures_<issue>.csv``; exits 1 only if every site failed. Schedule it with cron or
     a systemd timer, e.g. ``30 11 * * * cd /srv/vpp && make batch`` for the 12:00 bid.
     """
+    from inference.forecast import issue_time_of, write_forecast_csv
     from pipelines.batch import forecast_many
 
     try:
         portfolio = read_portfolio(data)
-        issue = (pd.Timestamp.now(tz="UTC").floor("15min") if issue_time == "now"
+        sites = [s.site_id for s in portfolio.sites.values() if s.kind in kind]
+        # one issue for the batch: "now" floored to the coarsest resolution, on every grid
+        coarsest = max((portfolio.site(s) for s in sites), default=None,
+                       key=lambda s: s.resolution_minutes)
+        issue = (issue_time_of(issue_time, coarsest) if coarsest is not None
                  else as_utc(issue_time, "--issue-time"))
     except DataError as err:
         fail(err)
-    sites = [s.site_id for s in portfolio.sites.values() if s.kind in kind]
     with _progress() as progress:
         task = progress.add_task(f"forecasting {horizon} issued {issue}", total=len(sites))
         frame, failures = forecast_many(portfolio, sites, issue, horizon, _quantiles(quantiles),
@@ -317,9 +341,7 @@ def batch_forecast(
     stamp = issue.strftime("%Y%m%dT%H%MZ")
     if not frame.empty:
         path = out / f"forecasts_{stamp}.csv"
-        frame.assign(issue_time=frame["issue_time"].map(pd.Timestamp.isoformat),
-                     timestamp=frame["timestamp"].map(pd.Timestamp.isoformat)).to_csv(
-            path, index=False, float_format="%.4f")
+        write_forecast_csv(frame, path)  # several sites: UTC offsets
         console.print(f"wrote {len(frame)} rows for {frame['site_id'].nunique()} sites to {path}")
     report = out / f"failures_{stamp}.csv"
     if not failures and report.exists():  # a rerun that succeeded: the old report is stale
@@ -349,8 +371,8 @@ def serve(
     Every endpoint but /livez, /readyz, /metrics and the docs needs an API key
     (`vpp keys create`); calls are written to the audit log (`vpp audit tail`).
     """
-    from pipelines.audit import audit_path
-    from pipelines.keys import keys_url
+    from inference.audit import audit_path
+    from inference.keys import keys_url
 
     keys = keys_url()
     if keys.startswith("sqlite:///") and not Path(keys.removeprefix("sqlite:///")).is_absolute():
@@ -445,23 +467,17 @@ def _example_request(data: Path) -> str | None:
             f'"horizon": "day_ahead"}}')
 
 
-def _mount_optional() -> None:
-    """Commands contributed by other pipeline modules, when present."""
-    for module in ("pipelines.cli_backtest", "pipelines.cli_baselines", "pipelines.cli_dispatch",
-                   "pipelines.cli_response", "pipelines.cli_keys", "pipelines.cli_nightly",
-                   "pipelines.cli_bid", "pipelines.cli_capability"):
-        try:
-            sub = __import__(module, fromlist=["app"])
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-            continue
+def _mount(*modules) -> None:
+    """The commands and groups of the other ``cli_*`` modules, imported plainly above (so
+    the import-contract test sees them), on this one ``vpp`` app."""
+    for sub in modules:
         for command in sub.app.registered_commands:
             app.registered_commands.append(command)
         app.registered_groups.extend(sub.app.registered_groups)  # vpp keys ..., vpp audit ...
 
 
-_mount_optional()
+_mount(cli_backtest, cli_baselines, cli_dispatch, cli_response, cli_keys, cli_nightly, cli_bid,
+       cli_capability)
 
 if __name__ == "__main__":
     app()

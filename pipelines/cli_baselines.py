@@ -10,9 +10,7 @@ Data errors end with exit code 2 and a message that says what to fix.
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -85,7 +83,7 @@ def measure(data: DataOpt, event: EventOpt, method: MethodOpt = "auto",
     """
     from forecasting.portfolio import read_portfolio
     from forecasting.settlement import SettlementRule
-    from pipelines.measurement import (
+    from inference.measurement import (
         METHOD_CHOICES,
         measure_event,
         portfolio_emission_factors,
@@ -136,21 +134,9 @@ def measure(data: DataOpt, event: EventOpt, method: MethodOpt = "auto",
         console.print(f"wrote {out} and {out.with_name(out.stem + '_customers.csv')}")
 
 
-def _benchmark_module(name: str):
-    """A ``benchmarks.adapters`` module; they live in the source checkout, not the package."""
-    root = Path(__file__).resolve().parents[1]
-    if (root / "benchmarks").is_dir() and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    try:
-        return importlib.import_module(f"benchmarks.adapters.{name}")
-    except ModuleNotFoundError as err:
-        raise DataError(f"--dataset needs the source checkout's benchmarks/adapters ({err}); "
-                        "use --data DIR for a portfolio") from err
-
-
 def eval_datasets(data: Path | None, dataset: str | None, limit: int | None = None):
     """The ``EvalDataset`` list for ``--data`` or ``--dataset``."""
-    from pipelines.baseline_eval import dataset_from_portfolio
+    from inference.baseline_data import dataset_from_portfolio
 
     if (data is None) == (dataset is None):
         raise DataError("give exactly one of --data DIR or --dataset "
@@ -164,11 +150,14 @@ def eval_datasets(data: Path | None, dataset: str | None, limit: int | None = No
             found.loads = dict(list(found.loads.items())[:limit])
         return [found]
     if dataset == "citylearn_2022":
-        mod = _benchmark_module("citylearn")
+        from pipelines.datasets import citylearn as mod
+
         buildings = list(range(1, (limit or 17) + 1))
         return [mod.load_dataset(buildings=buildings)]
     if dataset == "eemeter":
-        return _benchmark_module("eemeter").placebo_datasets()
+        from pipelines.datasets import eemeter
+
+        return eemeter.placebo_datasets()
     raise DataError(f"unknown --dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
 
 
@@ -255,7 +244,7 @@ def baseline_train(data: DataOpt, customers: CustomerListOpt = None,
     challenger.
     """
     from forecasting.portfolio import read_portfolio
-    from pipelines.baseline_eval import dataset_from_portfolio
+    from inference.baseline_data import dataset_from_portfolio
     from pipelines.baselines import (
         BaselineTrainingConfig,
         registered_baseline_name,

@@ -8,7 +8,7 @@ common-factor correlation of deliveries estimated from events.csv (``models.corr
 beside the independent model.
 
 The portfolio and registry I/O (``load_quantiles``, ``portfolio_capacity``, ``portfolio_bid``)
-is in ``pipelines.bidding``, shared with the service's handlers (``serving.bid_api``).
+is in ``inference.bidding``, shared with the service's handlers (``serving.bid_api``).
 
 Data errors end with exit code 2 and a message that says what to fix.
 """
@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 
 from forecasting.errors import DataError
-from pipelines.bidding import PortfolioBid, portfolio_bid, portfolio_capacity
+from inference.bidding import PortfolioBid, portfolio_bid, portfolio_capacity
 from pipelines.cli_common import fail, help_text, parse_time, table
 
 app = typer.Typer(help="Bidding decision support: available capacity and bid advice.",

@@ -3,7 +3,7 @@
 Regulation capacity, response time, ramp rate and adjustment accuracy per customer and for
 the VPP, with pass/fail and the margin to each threshold (``models.capability``), from the
 1-minute ``event_readings`` where the portfolio has them, else the 15-minute measurements
-(``pipelines.capability``). Data errors end with exit code 2 and what to fix.
+(``inference.capability``). Data errors end with exit code 2 and what to fix.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ def capability(
                                      "--out")] = None,
 ) -> None:
     from forecasting.portfolio import read_portfolio
+    from inference.capability import capability_core
     from models.capability import CapabilityThresholds
-    from pipelines.capability import capability_core
 
     try:
         thresholds = CapabilityThresholds.for_level(level).with_changes(

@@ -1,6 +1,6 @@
 """``vpp keys create|list|revoke`` (the API keys of the service) and ``vpp audit tail``.
 
-The key store and the audit log (``pipelines.keys``, ``pipelines.audit``) are read by the
+The key store and the audit log (``inference.keys``, ``inference.audit``) are read by the
 service's middleware (``serving.auth``) and written here; they live in ``pipelines`` so that
 imports point one way (serving -> pipelines). Imported inside each command so that
 ``vpp --help`` stays light.
@@ -34,7 +34,7 @@ def _out() -> Console:
 
 
 def _store():
-    from pipelines.keys import KeyStore, KeyStoreError
+    from inference.keys import KeyStore, KeyStoreError
 
     try:
         return KeyStore()
@@ -57,7 +57,7 @@ def create(
         "--quiet", help="print only the key on stdout (for scripts)")] = False,
 ):
     """Issue a key. It is printed once, here: the store keeps only a keyed hash of it."""
-    from pipelines.keys import KeyStoreError, parse_key, signing_key
+    from inference.keys import KeyStoreError, parse_key, signing_key
 
     store = _store()
     try:
@@ -97,7 +97,7 @@ def list_keys():
 @keys_app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(help="the key id (`vpp keys list`)")]):
     """Revoke a key: refused by the service from then on (within VPP_KEYS_CACHE_SECONDS)."""
-    from pipelines.keys import KeyStoreError
+    from inference.keys import KeyStoreError
 
     try:
         record = _store().revoke(key_id)
@@ -113,8 +113,8 @@ def tail(
     = False,
 ):
     """The last calls of the API: time, key, endpoint, status, latency, model version."""
-    from pipelines.audit import audit_path
-    from pipelines.audit import tail as read_tail
+    from inference.audit import audit_path
+    from inference.audit import tail as read_tail
 
     records = read_tail(n=n)
     if not records:
@@ -144,7 +144,7 @@ def local_key(path) -> tuple[str, bool]:
     import os
     from pathlib import Path
 
-    from pipelines.keys import KeyStoreError, parse_key
+    from inference.keys import KeyStoreError, parse_key
 
     path = Path(path)
     store = _store()

@@ -111,8 +111,8 @@ def nightly(
 ):
     from pydantic import ValidationError
 
+    from inference.forecast_store import ForecastStoreError, open_store
     from pipelines.config import TrainingConfig
-    from pipelines.forecast_store import ForecastStoreError, open_store
     from pipelines.nightly import NightlyConfig, run_nightly
     from pipelines.tracking import tracking_uri
 

@@ -1,6 +1,6 @@
 """Explanations of forecasts: per-timestamp feature contributions and the run's summary plot.
 
-``explain_core`` explains what ``pipelines.forecasting.forecast_core`` forecasts: the same
+``explain_core`` explains what ``inference.forecast.forecast_core`` forecasts: the same
 checks (window, stale readings), the same quality-cleaned inputs (``forecasting.quality``)
 and the same feature rows (``SiteForecaster.features``), then the median model's TreeSHAP
 contributions (``models.explain``). Where the forecast is not one model run on one feature
@@ -24,16 +24,17 @@ from forecasting.errors import DataError
 from forecasting.features import build_features
 from forecasting.portfolio import Portfolio, SiteData, as_utc
 from forecasting.quality import assess
-from models.explain import feature_contributions, mean_abs_contributions, top_contributions
-from pipelines.forecasting import (
+from inference.forecast import (
+    ask,
     check_fresh,
     needs_fallback,
     target_index,
-    to_local,
     weather_columns_of,
+    write_forecast_csv,
 )
+from inference.registry import LoadedModel, ModelRegistry
+from models.explain import feature_contributions, mean_abs_contributions, top_contributions
 from pipelines.plots import plt
-from pipelines.registry import LoadedModel, ModelRegistry
 
 PLOT_ARTIFACT = "plots/feature_contributions.png"
 PLOT_MAX_ROWS = 300  # held-out rows explained for the run's plot (TreeSHAP: ~4 ms a row
@@ -80,22 +81,19 @@ def explain_core(model: LoadedModel, data: SiteData, issue_time, start, end, top
     return out
 
 
-def explain_site(portfolio: Portfolio, kind: str, site_id: str, issue_time, start, end,
-                 top: int = 5, registry: ModelRegistry | None = None) -> pd.DataFrame:
-    """``explain_core`` with the site's registered champion (``vpp forecast --explain``)."""
-    site = portfolio.site(site_id)
-    if site.kind != kind:
-        raise DataError(f"site {site_id} is of kind {site.kind!r}, not {kind!r}")
-    model = (registry or ModelRegistry()).champion(kind, site_id)
-    return explain_core(model, portfolio.site_data(site_id), issue_time, start, end, top)
+def explain_site(portfolio: Portfolio, kind: str, site_id: str, issue_time, start=None,
+                 end=None, top: int = 5, registry: ModelRegistry | None = None, *,
+                 horizon: str | None = None) -> pd.DataFrame:
+    """``explain_core`` with the site's registered champion (``vpp forecast --explain``),
+    for the request ``vpp forecast`` answers (``inference.forecast.ask``)."""
+    q = ask(portfolio, site_id, issue_time, kind=kind, horizon=horizon, start=start, end=end)
+    model = (registry or ModelRegistry()).champion(q.site.kind, site_id)
+    return explain_core(model, portfolio.site_data(site_id), q.issue, q.start, q.end, top)
 
 
 def write_explanation_csv(frame: pd.DataFrame, path, timezone: str) -> None:
     """The long frame as CSV, times in the site's zone with their offset (as the forecast)."""
-    local = to_local(frame, timezone)
-    for col in ("issue_time", "timestamp"):
-        local[col] = local[col].map(lambda t: t.isoformat())
-    local.to_csv(path, index=False, float_format="%.4f")
+    write_forecast_csv(frame, path, timezone)
 
 
 def default_explain_path(out):

@@ -69,9 +69,9 @@ from forecasting.validation import (
     validate_sites,
     validate_weather,
 )
+from inference.forecast_store import ForecastStore, ForecastStoreError, quantile_columns
 from models.quantile import DEFAULT_QUANTILES, check_quantiles
 from pipelines.config import TrainingConfig
-from pipelines.forecast_store import ForecastStore, ForecastStoreError, quantile_columns
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ class _Job:
 
 @dataclass(frozen=True)
 class ChampionInfo:
-    model: object  # pipelines.registry.LoadedModel
+    model: object  # inference.registry.LoadedModel
     train_end: pd.Timestamp | None
     holdout_mae: float
 
@@ -337,7 +337,7 @@ def _registry(uri: str):
     """A ModelRegistry for one site's task. Not shared across sites on purpose: each champion
     is used once a night, and a registry caches every model it loads, so a worker kept one
     would hold the whole portfolio's models in memory."""
-    from pipelines.registry import ModelRegistry
+    from inference.registry import ModelRegistry
 
     return ModelRegistry(uri)
 
@@ -358,7 +358,7 @@ def champion_info(registry, kind: str, site_id: str) -> ChampionInfo | None:
 
 def forecast_window(site: Site, issue: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
     """[start of D+1, end of D+2): the next two local days after the issue, in UTC."""
-    from pipelines.forecasting import horizon_window
+    from inference.forecast import horizon_window
 
     start, _ = horizon_window(site, issue, "day_ahead")
     _, end = horizon_window(site, issue, "d_plus_2")
@@ -398,8 +398,8 @@ def settled_accuracy(model, data: SiteData, stored: pd.DataFrame | None, issue: 
     ``yesterday_mae`` and ``yesterday_mean_kw``. A day without readings known at the issue
     is not settled and is skipped.
     """
+    from inference.forecast import forecast_core
     from pipelines.evaluation import day_ahead_schedule
-    from pipelines.forecasting import forecast_core
 
     site = data.site
     res = pd.Timedelta(minutes=site.resolution_minutes)
@@ -479,7 +479,7 @@ def assess_site(data: SiteData, prices: pd.DataFrame | None, stored: pd.DataFram
 
 
 def _assess(data: SiteData, stored: pd.DataFrame | None, job: _Job, out: SiteOutcome) -> None:
-    from pipelines.forecasting import forecast_core, target_index, weather_columns_of
+    from inference.forecast import forecast_core, target_index, weather_columns_of
 
     site, issue, config = data.site, job.issue, job.config
     start, end = forecast_window(site, issue)
@@ -728,8 +728,8 @@ def _stored_for(store: ForecastStore, site_ids: list[str], issue: pd.Timestamp, 
 def _retrain(runner: _Runner, datas: list[SiteData], outcomes: dict[str, SiteOutcome],
              job: _Job, progress: Progress) -> None:
     """Fit on the workers; log, register and forecast with a new champion on the driver."""
-    from pipelines.forecasting import forecast_core
-    from pipelines.registry import LoadedModel
+    from inference.forecast import forecast_core
+    from inference.registry import LoadedModel
     from pipelines.tracking import CHAMPION, tracking_session
     from pipelines.training import log_and_register
 

@@ -1,7 +1,7 @@
 """Training the response-likelihood model with MLflow tracking and champion/challenger.
 
 Two layers, as ``pipelines.baselines``: ``pipelines.response_core`` (data, split, fits,
-scores; no store), ``pipelines.response_predict`` (answers) and this module (MLflow); the
+scores; no store), ``inference.response_predict`` (answers) and this module (MLflow); the
 names of all three are importable from here.
 
 ``train_response_core`` (data, held-out split, the scoring and the final fit, the
@@ -32,9 +32,15 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
-from forecasting.errors import ModelNotFoundError
 from forecasting.portfolio import Portfolio
 from forecasting.settlement import SettlementRule
+from inference.registry import ModelRegistry
+from inference.response_predict import (  # noqa: F401
+    hypothetical_event,
+    planned_reliability,
+    predict_rows,
+)
+from inference.response_resources import predict_resources  # noqa: F401
 from models.response import ResponseLikelihood
 from models.response_features import FEATURE_DOCS
 from models.response_metrics import (
@@ -55,7 +61,6 @@ from pipelines.response_core import (  # noqa: F401  (the public names of the pi
     ResponseTrainResult,
     build_features,
     count_events,
-    customer_loads,
     customer_truth,
     historical_as_of,
     metrics_table,
@@ -63,12 +68,6 @@ from pipelines.response_core import (  # noqa: F401  (the public names of the pi
     split_events,
     train_response_core,
 )
-from pipelines.response_predict import (  # noqa: F401
-    hypothetical_event,
-    planned_reliability,
-    predict_rows,
-)
-from pipelines.response_resources import predict_resources  # noqa: F401
 from pipelines.tracking import (
     CHAMPION,
     champion_version,
@@ -259,14 +258,5 @@ def train_response(source: Portfolio | Mapping | ResponseData,
 
 def load_champion(uri: str | None = None) -> Champion:
     """The champion ``ResponseLikelihood`` and its registry version (ModelNotFoundError if
-    there is none)."""
-    with tracking_session(uri) as client:
-        current = champion_version(client, REGISTERED_NAME)
-        if current is None:
-            raise ModelNotFoundError(f"no champion of {REGISTERED_NAME!r} in the registry; "
-                                     "train one with `vpp response-train --data DIR`")
-        loaded = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}/{current.version}")
-        wrapped = loaded.unwrap_python_model()
-        return Champion(wrapped.model, str(current.version),
-                        getattr(wrapped, "resource_model", None),
-                        getattr(wrapped, "resource_method", None))
+    there is none), read through the one model source (``inference.registry``)."""
+    return ModelRegistry(uri).response()

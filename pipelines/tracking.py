@@ -20,23 +20,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from inference.tracking import (  # noqa: F401  (the read side, used with the writes here)
+    CHALLENGER,
+    CHAMPION,
+    TrackingUnavailableError,
+    check_reachable,
+    default_tracking_uri,
+    registered_name,
+    tracking_uri,
+)
+
 if TYPE_CHECKING:  # mlflow is imported where it is used: `vpp --help` need not load it
     from mlflow import MlflowClient
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-
-
-class TrackingUnavailableError(RuntimeError):
-    """The MLflow tracking store cannot be reached or opened."""
-
-
-def default_tracking_uri() -> str:
-    return f"sqlite:///{Path.cwd() / 'var' / 'mlflow' / 'mlflow.db'}"
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
 def artifacts_root(uri: str) -> str | None:
@@ -46,10 +41,6 @@ def artifacts_root(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
         return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
     return None  # a tracking server decides
-
-
-def registered_name(kind: str, site_id: str) -> str:
-    return f"{kind}-{site_id}"
 
 
 def experiment_name(kind: str) -> str:
@@ -88,26 +79,6 @@ def tracking_session(uri: str | None = None):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def check_reachable(client: MlflowClient, uri: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.search_experiments(max_results=1)
-    except (MlflowException, OSError, ConnectionError) as err:
-        raise TrackingUnavailableError(
-            f"MLflow tracking store {uri} cannot be reached ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]}); start the server or set MLFLOW_TRACKING_URI "
-            "to a reachable store (default: the local sqlite file var/mlflow/mlflow.db)"
-        ) from err
-    except Exception as err:  # requests' errors and the like from an http store
-        if "Connection" in type(err).__name__ or "Timeout" in type(err).__name__:
-            raise TrackingUnavailableError(
-                f"MLflow tracking server {uri} is unreachable ({type(err).__name__}); start it "
-                "or set MLFLOW_TRACKING_URI"
-            ) from err
-        raise
 
 
 def ensure_experiment(client: MlflowClient, name: str) -> str:

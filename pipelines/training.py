@@ -31,6 +31,7 @@ from mlflow.models import infer_signature
 
 from forecasting.errors import InsufficientDataError
 from forecasting.portfolio import Portfolio, SiteData, as_utc
+from inference.registry import ModelRegistry
 from pipelines import explain, plots
 from pipelines.config import TrainingConfig
 from pipelines.evaluation import (
@@ -40,7 +41,6 @@ from pipelines.evaluation import (
     score_forecasts,
 )
 from pipelines.mlflow_model import ForecasterModel, pip_requirements
-from pipelines.registry import ModelRegistry
 from pipelines.tracking import (
     champion_version,
     ensure_experiment,

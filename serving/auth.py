@@ -4,7 +4,7 @@ In order, for every path except the open ones (``/livez``, ``/readyz``, ``/healt
 ``/metrics`` and the docs: ``/``, ``/docs.json``, ``/schema.json``, static files):
 
 1. **Key** (401): ``Authorization: Bearer vpp_<key_id>_<secret>``, a key of the store
-   (``pipelines.keys``), not revoked.
+   (``inference.keys``), not revoked.
 2. **Scope** (403): ``forecast:read`` for ``/forecast``; ``baseline:read`` for
    ``/baseline``, ``/baseline/measure`` and ``/response-likelihood``; ``dispatch:write`` for
    ``/dispatch``; ``admin`` for all, and the only one for any other path (a new endpoint
@@ -15,7 +15,7 @@ In order, for every path except the open ones (``/livez``, ``/readyz``, ``/healt
    the endpoint.
 5. **Signature** (401 with the reason), for keys created with ``--require-signature``:
    ``X-VPP-Timestamp`` within 5 minutes of the server's clock, a nonce never seen in that
-   window, ``X-VPP-Signature`` as ``pipelines.keys`` specifies. Nonces are remembered in this
+   window, ``X-VPP-Signature`` as ``inference.keys`` specifies. Nonces are remembered in this
    process (the service runs one worker).
 6. **JSON**: a body must say ``Content-Type: application/json`` (415: BentoML answers a
    multipart type with a JSON body with a 500, a form type with a misleading 400); NaN,
@@ -26,7 +26,7 @@ In order, for every path except the open ones (``/livez``, ``/readyz``, ``/healt
    cannot learn which ids exist beyond its own.
 
 Then the endpoint answers; every call (refused ones too) is written to the audit log
-(``pipelines.audit``). An exception escaping the endpoint becomes a 500 JSON with a generic
+(``inference.audit``). An exception escaping the endpoint becomes a 500 JSON with a generic
 message (the details go to the server log, never to the caller). Refusals are counted in
 ``/metrics`` as ``vpp_api_refusals_total{status, reason}``.
 
@@ -53,8 +53,8 @@ from datetime import UTC, datetime
 
 from starlette.responses import JSONResponse
 
-from pipelines.audit import AuditLog
-from pipelines.keys import ApiKey, KeyStore, parse_key
+from inference.audit import AuditLog
+from inference.keys import ApiKey, KeyStore, parse_key
 from serving.limits import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)

@@ -33,14 +33,19 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from forecasting.carbon import MAX_FACTOR_KG_PER_KWH
 from forecasting.errors import DataError, ImpossibleValueError
 from forecasting.portfolio import Portfolio
-from forecasting.settlement import SettlementRule, aggregate_readings, interval_results
-from models.baselines.ml import MLBaseline
-from pipelines.baseline_eval import customer_event_days, customer_load
-from pipelines.measurement import (
+from forecasting.settlement import (
+    SettlementRule,
+    aggregate_readings,
+    interval_means,
+    interval_results,
+)
+from inference.measurement import (
     baseline_for_customer,
     customer_emissions,
     portfolio_emission_factors,
 )
+from models.baselines import SERVED_RULES
+from models.baselines.ml import MLBaseline
 from serving.limits import (
     LOAD_SCALE_FACTOR,
     MAX_ABS_LOAD_KW,
@@ -53,7 +58,7 @@ from serving.limits import (
 )
 from serving.request_types import Id, Instant, StrictRequest
 
-Method = Literal["auto", "similar_days", "x_of_y", "pre_event", "ml"]
+Method = Literal[("auto", *SERVED_RULES, "ml")]
 
 
 ONE_OF_TARGET = {"oneOf": [{"required": ["customer_id"], "not": {"required": ["site_id"]}},
@@ -217,12 +222,12 @@ def _history(portfolio: Portfolio, request: _Target):
                             "load sites")
         load = portfolio.site_data(site.site_id).values_kw
         cid = site.customer_id
-        days = customer_event_days(portfolio, cid, site.timezone) if cid else frozenset()
+        days = portfolio.customer_event_days(cid, site.timezone) if cid else frozenset()
         return load, site.timezone, site.holiday_country, days, cid
-    load, sites = customer_load(portfolio, request.customer_id)
+    load, sites = portfolio.customer_load(request.customer_id)
     tz = sites[0].timezone
     return (load, tz, sites[0].holiday_country,
-            customer_event_days(portfolio, request.customer_id, tz), request.customer_id)
+            portfolio.customer_event_days(request.customer_id, tz), request.customer_id)
 
 
 class MLBaselineUnavailable(RuntimeError):
@@ -362,9 +367,7 @@ def handle_measure(portfolio: Portfolio, request: MeasureRequest,
     agg = aggregate_readings(readings.sort_index(), rule.interval_minutes, "readings")
     details, _, _, tz = _baseline(portfolio, request, ml_models, history)
     base = details.frame
-    if len(base) > 1 and base.index[1] - base.index[0] < pd.Timedelta(
-            minutes=rule.interval_minutes):
-        base = base.groupby(base.index.floor(f"{rule.interval_minutes}min")).mean()
+    base = interval_means(base, rule.interval_minutes)
     rows = interval_results(base["baseline_kw"], agg["actual_kw"], request.target_kw)
     coverage = agg["coverage"].reindex(rows.index)
     factors = portfolio_emission_factors(

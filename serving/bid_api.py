@@ -1,10 +1,10 @@
 """Request/response models and the handlers of ``POST /capacity`` and ``POST /bid/capacity``.
 
 The handlers take the service's ``Portfolio`` and a request and answer with library code
-(``pipelines.bidding.portfolio_capacity`` / ``portfolio_bid``: ``models.capacity``,
+(``inference.bidding.portfolio_capacity`` / ``portfolio_bid``: ``models.capacity``,
 ``models.bidding``, ``models.correlation``). Each customer's load forecast comes from
 ``load_forecast(portfolio, start, end, notice_time, customers)``: by default
-``pipelines.bidding.load_quantiles`` (the registered load champions issued at the notice
+``inference.bidding.load_quantiles`` (the registered load champions issued at the notice
 time, else the customer's similar-days baseline); the service passes its own registry.
 
 Errors are ``forecasting.errors`` types, which the service maps to 4xx with the message as
@@ -83,7 +83,7 @@ class CapacityResponse(BaseModel):
 def handle_capacity(portfolio: Portfolio, request: CapacityRequest,
                     load_forecast: LoadForecast | None = None) -> CapacityResponse:
     """Available capacity per customer and level for ``request`` (see the module doc)."""
-    from pipelines.bidding import portfolio_capacity
+    from inference.bidding import portfolio_capacity
 
     _check(request.start, request.end, request.customers)
     result = portfolio_capacity(portfolio, request.start, request.end, request.notice_time,
@@ -161,6 +161,7 @@ def handle_bid(portfolio: Portfolio, request: BidRequest,
                load_forecast: LoadForecast | None = None,
                rule: SettlementRule | None = None) -> BidResponse:
     """Bid capacity advice and offer curve for ``request`` (see the module doc)."""
+    from inference.bidding import portfolio_bid
     from models.bidding import (
         BidOptions,
         MarketTariff,
@@ -168,7 +169,6 @@ def handle_bid(portfolio: Portfolio, request: BidRequest,
         check_confidence,
         check_market,
     )
-    from pipelines.bidding import portfolio_bid
 
     check_confidence(request.confidence)
     tariff = TariffTable()

@@ -3,7 +3,7 @@
 The handler takes the service's ``Portfolio`` (events.csv, measurements and the optional
 1-minute ``event_readings``) and a request, and answers the capability metrics of the
 chosen events per customer and for the VPP with pass/fail and margins
-(``pipelines.capability.capability_core`` over ``models.capability``).
+(``inference.capability.capability_core`` over ``models.capability``).
 
 Errors are ``forecasting.errors`` types, which the service maps to 4xx with the message as
 the reason: an unknown event (``UnknownValueError``, 400), an unknown customer or one
@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from forecasting.portfolio import Portfolio
+from models.baselines import SERVED_RULES
 from models.capability import CapabilityThresholds
 from serving.limits import MAX_CUSTOMERS, MAX_EVENT_WINDOW, check_count, check_window
 from serving.request_types import Instant, StrictRequest
@@ -69,7 +70,7 @@ class CapabilityRequest(StrictRequest):
     since: Instant | None = Field(None, description="events starting at or after this "
                                         "time (with until: at most 7 days)")
     until: Instant | None = Field(None, description="events starting before this time")
-    method: Literal["similar_days", "x_of_y", "pre_event", "auto"] = Field(
+    method: Literal[(*SERVED_RULES, "auto")] = Field(
         "similar_days", description="rule baseline (auto: the best rule on placebo days)")
     thresholds: ThresholdsIn = Field(default_factory=ThresholdsIn)
 
@@ -97,7 +98,7 @@ class CapabilityResponse(BaseModel):
 
 def handle_capability(portfolio: Portfolio, request: CapabilityRequest) -> CapabilityResponse:
     """Capability metrics of the request's events (see the module doc)."""
-    from pipelines.capability import capability_core, select_events
+    from inference.capability import capability_core, select_events
 
     check_count(request.customers, MAX_CUSTOMERS, "customers")
     if request.since is not None:

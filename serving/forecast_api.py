@@ -2,8 +2,8 @@
 
 The handler takes what the service holds (portfolio, registry, forecast store, answer
 cache) and a request, and answers the stored nightly forecast for exactly that issue and
-window when asked and available, else one computed now from the champion
-(``pipelines.forecasting.forecast_core``, what ``vpp forecast`` and the batch run).
+window when asked and available, else one computed now from the champion through
+``inference.forecast`` (what ``vpp forecast`` and the batch run).
 
 Computed answers are kept in a bounded cache keyed by site, issue time, window, levels and
 the model version: the portfolio is read once at start-up, so the same question to the same
@@ -12,7 +12,7 @@ second computation. A promoted champion has a new version, hence new keys. Answe
 by an earlier loaded version during a registry fault are not cached.
 
 Windows: load up to 45 days ahead (``MAX_FORECAST_WINDOW``; beyond the weather forecast
-from weather scenarios), PV and wind up to 7 days (``pipelines.forecasting.
+from weather scenarios), PV and wind up to 7 days (``inference.forecast.
 MAX_WINDOW_DAYS``; beyond: 400 with the limit in the message). Each point says which
 method answered it (``nwp``, ``weather_scenarios``, ``climatology``, ``no_weather``) and
 ``methods`` lists those of the answer.
@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, Field
 
-from forecasting.errors import StaleDataError
 from forecasting.portfolio import Portfolio
-from pipelines.forecast_store import ForecastStoreError, stored_forecast
-from pipelines.forecasting import forecast_core, horizon_window
+from inference.forecast import answer, ask
+from inference.forecast_store import ForecastStoreError, stored_forecast
 from serving.limits import MAX_FORECAST_WINDOW, check_window
 from serving.request_types import Id, Instant, StrictRequest
 
@@ -136,49 +135,33 @@ class AnswerCache:
                 self._items.popitem(last=False)
 
 
-def issue_of(request: ForecastRequest, resolution_minutes: int) -> pd.Timestamp:
-    """The request's issue time in UTC; "now" floored to the site's resolution."""
-    if request.issue_time == "now":
-        return pd.Timestamp(datetime.now(UTC)).floor(f"{resolution_minutes}min")
-    return pd.Timestamp(request.issue_time).tz_convert("UTC")
-
-
 def handle_forecast(portfolio: Portfolio, request: ForecastRequest, registry, store,
                     cache: AnswerCache | None = None, log=None) -> ForecastResponse:
-    site = portfolio.site(request.site_id)
-    issue = issue_of(request, site.resolution_minutes)
-    t0, t1 = horizon_window(site, issue, request.horizon, request.horizon_minutes,
-                            request.start, request.end)
-    check_window(t0, t1, MAX_FORECAST_WINDOW, "forecast window")
-    levels = list(request.quantiles)
-    frame = None if request.source == "compute" else _stored(store, site.site_id, issue, t0,
-                                                             t1, levels, request.source, log)
+    """``inference.forecast``'s steps (``ask``, champion, ``answer``), with the stored
+    nightly forecast and the answer cache looked up between them."""
+    q = ask(portfolio, request.site_id,
+            "now" if request.issue_time == "now" else pd.Timestamp(request.issue_time),
+            horizon=request.horizon, horizon_minutes=request.horizon_minutes,
+            start=request.start, end=request.end, quantiles=list(request.quantiles),
+            bound=lambda s, e: check_window(s, e, MAX_FORECAST_WINDOW, "forecast window"))
+    site, issue, levels = q.site, q.issue, list(request.quantiles)
+    frame = None if request.source == "compute" else _stored(store, site.site_id, issue,
+                                                             q.start, q.end, levels,
+                                                             request.source, log)
     if frame is not None:
         return _response(site, issue, levels, frame, "store", [])
     model = registry.champion(site.kind, site.site_id)
-    key = (site.site_id, issue.value, t0.value, t1.value, tuple(levels), model.label)
+    key = (site.site_id, issue.value, q.start.value, q.end.value, tuple(levels), model.label)
     if not model.note and cache is not None:
         cached = cache.get(key)
         if cached is not None:
             return cached
-    data = portfolio.site_data(site.site_id)
-    try:
-        frame = forecast_core(model, data, issue, t0, t1, levels)
-    except StaleDataError as err:
-        if request.issue_time != "now" or data.values_kw.empty:
-            raise
-        last = data.values_kw.index.max().tz_convert(site.timezone)
-        example = (last.normalize() - pd.Timedelta(hours=12)).isoformat()
-        raise StaleDataError(
-            f"{err}. issue_time 'now' is {issue.tz_convert(site.timezone).isoformat()}, but "
-            f"the readings of {site.site_id} end {last.isoformat()}: for a historical "
-            f"portfolio (the synthetic sample ends 2025-06-30) give an issue_time, e.g. "
-            f"\"{example}\"") from err
-    answer = _response(site, issue, levels, frame, "compute", [model.note] if model.note
+    frame = answer(portfolio, q, model)
+    result = _response(site, issue, levels, frame, "compute", [model.note] if model.note
                        else [])
     if not model.note and cache is not None:
-        cache.put(key, answer)
-    return answer
+        cache.put(key, result)
+    return result
 
 
 def _stored(store, site_id, issue, start, end, quantiles, source: str, log):

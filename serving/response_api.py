@@ -21,15 +21,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from forecasting.errors import ModelNotFoundError, UnknownSiteError
 from forecasting.settlement import SettlementRule
-from pipelines.response import (
-    REGISTERED_NAME,
-    Champion,
-    ResponseData,
-    hypothetical_event,
-    predict_resources,
-    predict_rows,
-)
-from pipelines.tracking import TrackingUnavailableError
+from inference.response_data import Champion, ResponseData
+from inference.response_predict import hypothetical_event, predict_rows
+from inference.response_resources import predict_resources
+from inference.tracking import TrackingUnavailableError
 from serving.limits import (
     MAX_ABS_LOAD_KW,
     MAX_CUSTOMERS,
@@ -120,19 +115,16 @@ def registry_champion(registry) -> Champion | None:
     if registry is None:
         return None
     try:
-        version, wrapped = registry.load(REGISTERED_NAME,
-                                         hint="train one with `vpp response-train --data DIR`")
+        return registry.response()
     except ModelNotFoundError:
         return None
-    return Champion(wrapped.model, version, getattr(wrapped, "resource_model", None),
-                    getattr(wrapped, "resource_method", None))
 
 
 def handle_response(data: ResponseData, request: ResponseRequest, registry,
                     rule: SettlementRule | None = None) -> ResponseResponse:
     """Likelihood per customer of ``request`` (see the module doc).
 
-    ``registry``: a ``pipelines.registry.ModelRegistry`` (or None: historical rate only).
+    ``registry``: a ``inference.registry.ModelRegistry`` (or None: historical rate only).
     """
     check_count(request.customers, MAX_CUSTOMERS, "customers")
     check_count(request.target_kw, MAX_CUSTOMERS, "target_kw values")

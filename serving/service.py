@@ -32,10 +32,10 @@ from starlette.responses import JSONResponse
 
 from forecasting.errors import DataError, ModelNotFoundError, StaleDataError, UnknownSiteError
 from forecasting.portfolio import Portfolio, read_portfolio
+from inference.forecast_store import ForecastStoreError, open_store
+from inference.registry import ModelRegistry
+from inference.tracking import TrackingUnavailableError
 from models.dispatch import ValleyFillingNotImplementedError
-from pipelines.forecast_store import ForecastStoreError, open_store
-from pipelines.registry import ModelRegistry
-from pipelines.tracking import TrackingUnavailableError
 from serving import health, quiet_logs
 from serving.auth import SecurityMiddleware
 from serving.baseline_api import (
@@ -149,7 +149,7 @@ class RegistryBaselines:
 
     def get(self, key: str):
         try:
-            return self.registry.load(f"baseline-{key}")[1].baseline
+            return self.registry.baseline(f"baseline-{key}")
         except ModelNotFoundError:
             return None
         except TrackingUnavailableError as err:  # registry down or artifacts missing
@@ -255,8 +255,8 @@ class VPPService:
                                          self._load_forecast))
 
     def _load_forecast(self, portfolio, start, end, notice_time, customers):
-        """Customers' load quantiles from this service's registry (pipelines.bidding)."""
-        from pipelines.bidding import load_quantiles
+        """Customers' load quantiles from this service's registry (inference.bidding)."""
+        from inference.bidding import load_quantiles
 
         return load_quantiles(portfolio, start, end, notice_time, customers,
                               registry=self.registry)
@@ -265,7 +265,7 @@ class VPPService:
         """The portfolio's events, resources and loads for the response likelihood (built
         once; DataError when the portfolio has no events.csv)."""
         if self._response_data is None:
-            from pipelines.response import response_data
+            from inference.response_data import response_data
 
             self._response_data = response_data(self.portfolio)
         return self._response_data
@@ -274,7 +274,7 @@ class VPPService:
         """Reliability per customer from the response-likelihood champion, None without one
         (or without settled events to build its features from)."""
         from forecasting.settlement import SettlementRule
-        from pipelines.response import planned_reliability
+        from inference.response_predict import planned_reliability
 
         try:
             champion = registry_champion(self.registry)

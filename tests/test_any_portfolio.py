@@ -11,11 +11,11 @@ PV/wind within [0, capacity]) or exits 2 with a message and no traceback. Portfo
 enough valid history must succeed, so the property cannot hold by everything failing.
 
 The examples are the same on every run (``derandomize``), so CI sees no new failure
-without a change. 200 examples (about 80 with enough history to train) take minutes of one
-core, most of it MLflow logging (a model fit is a few tenths of a second); the run's figures
-are drawn for the Parquet third of the cases (``--no-plots`` for the others): run only this
-with
-``.venv/bin/python -m pytest -q tests/test_any_portfolio.py``.
+without a change. ``make test`` runs 100 examples (about 40 with enough history to train;
+two to three minutes of one core, most of it MLflow logging, a model fit is a few tenths of
+a second); ``VPP_PROPERTY_EXAMPLES=400 make test-property`` runs more (before a release,
+or after a change to reading or validation). The run's figures are drawn for the Parquet
+third of the cases (``--no-plots`` for the others).
 
 The plain tests below it pin each bug the property test found.
 """
@@ -23,6 +23,7 @@ The plain tests below it pin each bug the property test found.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -469,9 +470,11 @@ def _healthy(case: PortfolioCase) -> bool:
 
 
 _EXAMPLES = itertools.count()
+# examples of the property test: 100 in `make test`, more with VPP_PROPERTY_EXAMPLES
+MAX_EXAMPLES = int(os.environ.get("VPP_PROPERTY_EXAMPLES", "100"))
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(case=portfolio_cases())
 def test_any_valid_portfolio_trains_and_forecasts_or_says_what_to_fix(case, store):

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from factories import asgi_client, write_portfolio
 
-from pipelines.audit import AuditLog
-from pipelines.audit import tail as audit_tail
-from pipelines.keys import KeyStore, parse_key, signed_headers, signing_key
+from inference.audit import AuditLog
+from inference.audit import tail as audit_tail
+from inference.keys import KeyStore, parse_key, signed_headers, signing_key
 from serving.auth import SecurityMiddleware, Settings
 
 ROOT = Path(__file__).resolve().parents[1]

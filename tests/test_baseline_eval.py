@@ -108,7 +108,7 @@ def test_no_placebo_window_is_a_clear_error():
 
 def _citylearn(shared_data):
     sys.path.insert(0, str(ROOT))
-    from benchmarks.adapters import citylearn
+    from pipelines.datasets import citylearn
 
     return citylearn.load_dataset(root=shared_data, buildings=[1, 2, 3], first_days=150)
 

@@ -197,7 +197,7 @@ TRAIN_END = at("2024-08-18")  # two days before the portfolio's last reading
 @pytest.fixture(scope="module")
 def trained(portfolio):
     """``train_baseline_core`` on the portfolio: (data, config, result)."""
-    from pipelines.baseline_eval import EvalDataset
+    from inference.baseline_data import EvalDataset
     from pipelines.baselines import BaselineTrainingConfig, train_baseline_core
 
     loads, weather = portfolio
@@ -261,3 +261,51 @@ def test_registered_baseline_is_refitted_on_every_reading_before_train_end(train
     window = (at("2024-08-19 14:00"), at("2024-08-19 15:00"))
     pd.testing.assert_frame_equal(champion.predict(*window, customer_id="c1"),
                                   result.model.predict(*window, customer_id="c1"))
+
+
+@pytest.mark.integration
+def test_parallel_baseline_requests_answer_what_sequential_ones_do(portfolio, trained,
+                                                                    mlflow_uri, tmp_path):
+    """16 parallel ``POST /baseline`` handler calls (method ml, the registered pooled model
+    of the one model source, different customers and windows) answer exactly what the same
+    16 calls answer one after another, and the shared model is unchanged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from forecasting.portfolio import read_portfolio
+    from inference.registry import ModelRegistry
+    from pipelines.baselines import log_and_register
+    from pipelines.tracking import tracking_session
+    from serving.baseline_api import BaselineRequest, handle_baseline
+    from serving.service import RegistryBaselines
+
+    loads, weather = portfolio
+    data, config, result = trained
+    with tracking_session(mlflow_uri) as client:
+        log_and_register(client, data, result, config)
+    pd.DataFrame([{"site_id": f"site_{c}", "kind": "load", "timezone": TZ, "customer_id": c,
+                   "holiday_country": "CN"} for c in loads]).to_csv(tmp_path / "sites.csv",
+                                                                    index=False)
+    pd.concat([pd.DataFrame({"site_id": f"site_{c}", "timestamp": s.index, "load_kw": s.values})
+               for c, s in loads.items()]).to_parquet(tmp_path / "measurements.parquet")
+    pd.concat([weather.assign(site_id=f"site_{c}") for c in loads]).to_parquet(
+        tmp_path / "weather.parquet")
+    served = read_portfolio(tmp_path)
+    models = RegistryBaselines(ModelRegistry(mlflow_uri, ttl_s=60))
+    shared = models.get("pooled")
+    window = (at("2024-08-19 14:00"), at("2024-08-19 16:00"))
+    before = shared.predict(*window, customer_id="c1")
+
+    def ask(i: int):
+        day = pd.Timedelta(days=i % 8)
+        request = BaselineRequest(customer_id=f"c{i % 3}", start=at("2024-08-12 14:00") + day,
+                                  end=at("2024-08-12 16:00") + day,
+                                  notice_time=at("2024-08-12 10:00") + day, method="ml")
+        return handle_baseline(served, request, models).model_dump_json()
+
+    sequential = [ask(i) for i in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        parallel = list(pool.map(ask, range(16)))
+    assert parallel == sequential
+    assert len(set(sequential)) == 16  # different customers and days: different answers
+    pd.testing.assert_frame_equal(models.get("pooled").predict(*window, customer_id="c1"),
+                                  before)

@@ -137,7 +137,7 @@ def test_level_three_has_no_default_response_time():
 
 
 def test_vpp_sum_uses_the_coarsest_width():
-    from pipelines.capability import _vpp_frame
+    from inference.capability import _vpp_frame
 
     start = pd.Timestamp("2025-06-01T06:00:00Z")
     fine_index = pd.date_range(start, periods=30, freq="1min")
@@ -303,7 +303,7 @@ def test_reader_reads_a_csv_copy_and_refuses_it_without_events(portfolio_dir, tm
 # --- pipeline, CLI and handler on the synthetic portfolio ---------------------------------
 
 def test_minute_and_15_minute_paths_agree_on_the_mean_reduction(portfolio):
-    from pipelines.capability import customer_series
+    from inference.capability import customer_series
 
     event_id, customer_id = portfolio.event_readings.iloc[0][["event_id", "customer_id"]]
     ev = next(portfolio.events[(portfolio.events["event_id"] == event_id)

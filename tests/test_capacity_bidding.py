@@ -338,8 +338,8 @@ def test_handlers_answer_and_give_4xx_reasons(portfolio):
 
 def test_load_quantiles_sums_a_champion_and_falls_back_to_the_rule_baseline(portfolio):
     from forecasting.errors import ModelNotFoundError
-    from pipelines.bidding import load_quantiles
-    from pipelines.registry import LoadedModel
+    from inference.bidding import load_quantiles
+    from inference.registry import LoadedModel
 
     class Flat:  # a registered forecaster that answers 1,000 / 1,100 / 1,200 kW
         spec_ = SimpleNamespace(uses_history=False)

@@ -125,7 +125,7 @@ def test_negative_reduction_counts_as_added_emissions():
 def test_measured_event_avoided_kg_by_hour_of_day(event_dir, tmp_path):
     """ev1: 1000 -> 800 kW for 14:00-16:00, 50 kWh per quarter hour; factor 0.5 at 14 h and
     0.7 at 15 h: 4 x 50 x 0.5 + 4 x 50 x 0.7 = 240 kg CO2 avoided."""
-    from pipelines.measurement import measure_event
+    from inference.measurement import measure_event
 
     pd.DataFrame({"hour": [14, 15], "kg_co2_per_kwh": [0.5, 0.7]}).to_csv(
         event_dir / "emission_factors.csv", index=False)
@@ -284,7 +284,7 @@ def test_endpoint_answers_co2_and_refuses_absurd_readings(event_dir, tmp_path, m
                        "VPP_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
                        "VPP_FORECAST_STORE_URL": str(tmp_path / "store")}.items():
         monkeypatch.setenv(key, value)
-    from pipelines.keys import KeyStore
+    from inference.keys import KeyStore
 
     api_key = KeyStore().create("carbon-tests", "admin")[1]
     body = {**EV1, "readings": [{"timestamp": "2025-03-31T14:00:00+08:00", "load_kw": 790.0}]}

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from models.baselines.common import check_load, pool_of_day
-from pipelines.measurement import baseline_for_customer
+from inference.measurement import baseline_for_customer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -32,7 +32,7 @@ from forecasting.portfolio import read_portfolio
 from forecasting.synthetic import generate_portfolio_frames, write_portfolio
 from pipelines.cli import app
 from pipelines.config import TrainingConfig
-from pipelines.forecast_store import (
+from inference.forecast_store import (
     ParquetForecastStore,
     SqlForecastStore,
     canonical,
@@ -40,9 +40,9 @@ from pipelines.forecast_store import (
     quantile_columns,
     stored_forecast,
 )
-from pipelines.forecasting import forecast_site
+from inference.forecast import forecast_site
 from pipelines.nightly import NightlyConfig, read_isolated, run_nightly, site_datas
-from pipelines.registry import ModelRegistry
+from inference.registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 TZ = "Asia/Shanghai"
@@ -220,7 +220,7 @@ def test_sql_write_is_one_transaction(tmp_path):
 
 WRITER = """
 import sys, numpy as np, pandas as pd
-from pipelines.forecast_store import ParquetForecastStore
+from inference.forecast_store import ParquetForecastStore
 store = ParquetForecastStore(sys.argv[1])
 issue = pd.Timestamp("2025-04-01T14:30:00Z")
 ts = pd.date_range("2025-04-01T16:00:00Z", periods=192, freq="15min")

@@ -17,7 +17,7 @@ from benchmarks.opendsm_reference import (
     jobs_for,
     rows_from_predictions,
 )
-from pipelines.baseline_eval import EvalDataset
+from inference.baseline_data import EvalDataset
 
 TZ = "Asia/Shanghai"
 

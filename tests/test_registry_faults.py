@@ -15,7 +15,7 @@ from test_service import EVENTS, RESOURCES
 from forecasting.errors import ModelNotFoundError
 from forecasting.portfolio import read_portfolio
 from pipelines.config import TrainingConfig
-from pipelines.registry import ModelArtifactError, ModelRegistry, RegistryUnavailableError
+from inference.registry import ModelArtifactError, ModelRegistry, RegistryUnavailableError
 from pipelines.training import train_site
 
 pytestmark = pytest.mark.integration

@@ -256,7 +256,7 @@ def test_train_register_reload_and_cli(sample_portfolio, mlflow_uri):
 
     # POST /dispatch's handler plans with the champion's reliability (auto), or the history
     from forecasting.settlement import SettlementRule
-    from pipelines.registry import ModelRegistry
+    from inference.registry import ModelRegistry
     from pipelines.response import planned_reliability, response_data
     from serving.dispatch_api import DispatchRequest, handle_dispatch
     from serving.response_api import registry_champion

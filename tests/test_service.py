@@ -65,7 +65,7 @@ def served(tmp_path_factory):
 @pytest.fixture(scope="module")
 def api_key(served) -> str:
     """A key of the module's key store with every scope."""
-    from pipelines.keys import KeyStore
+    from inference.keys import KeyStore
 
     return KeyStore().create("tests", "admin")[1]
 
@@ -370,7 +370,7 @@ def test_capacity_and_bid_endpoints_use_the_served_champion(client):
 def test_forecast_answers_the_stored_nightly_forecast_when_asked_or_auto(client, served):
     import pandas as pd
 
-    from pipelines.forecast_store import open_store
+    from inference.forecast_store import open_store
 
     computed = client.post("/forecast", json={**DAY_AHEAD, "source": "compute"}).json()
     assert computed["source"] == "compute"

@@ -218,7 +218,7 @@ def event_portfolio(tmp_path_factory):
 
 @pytest.mark.parametrize("method", ["similar_days", "x_of_y", "pre_event"])
 def test_measure_event_sums_sites_and_settles(event_portfolio, method):
-    from pipelines.measurement import measure_event
+    from inference.measurement import measure_event
 
     result = measure_event(event_portfolio, "ev1", method)
     row = result.customers.set_index("customer_id").loc["ca"]
@@ -233,7 +233,7 @@ def test_measure_event_sums_sites_and_settles(event_portfolio, method):
 
 
 def test_measure_valley_filling_event(event_portfolio):
-    from pipelines.measurement import measure_event
+    from inference.measurement import measure_event
 
     result = measure_event(event_portfolio, "ev2", "x_of_y")
     row = result.customers.iloc[0]
@@ -243,7 +243,7 @@ def test_measure_valley_filling_event(event_portfolio):
 
 
 def test_measure_unknown_event_and_method(event_portfolio):
-    from pipelines.measurement import measure_event
+    from inference.measurement import measure_event
 
     with pytest.raises(UnknownValueError, match="unknown event 'ev9'.*ev1, ev2"):
         measure_event(event_portfolio, "ev9", "similar_days")

@@ -18,7 +18,7 @@ from forecasting.synthetic import generate_portfolio
 from pipelines.batch import train_many
 from pipelines.cli import app
 from pipelines.config import TrainingConfig
-from pipelines.registry import ModelRegistry
+from inference.registry import ModelRegistry
 
 pytestmark = pytest.mark.integration
 

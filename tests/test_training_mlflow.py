@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from forecasting.portfolio import read_portfolio
 from pipelines.cli import app
 from pipelines.config import TrainingConfig
-from pipelines.registry import ModelRegistry
+from inference.registry import ModelRegistry
 from pipelines.tracking import TrackingUnavailableError, tracking_session
 from pipelines.training import train_site
 

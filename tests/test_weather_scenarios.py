@@ -1,5 +1,5 @@
 """Month-ahead load from shifted-date weather scenarios (models.weather_scenarios) and the
-method the forecast says answered it (pipelines.forecasting, POST /forecast).
+method the forecast says answered it (inference.forecast, POST /forecast).
 
 Synthetic data (hand-made here, says so): an hourly load site whose load follows its
 temperature, 430 days of observed temperature and, for the last 120 days, daily 48-h
@@ -25,8 +25,8 @@ from models.weather_scenarios import (
     weather_history,
 )
 from pipelines.config import TrainingConfig
-from pipelines.forecasting import forecast_core
-from pipelines.registry import LoadedModel
+from inference.forecast import forecast_core
+from inference.registry import LoadedModel
 from pipelines.training import train_site
 
 TZ = "Asia/Shanghai"
@@ -194,7 +194,7 @@ def test_day_ahead_takes_the_plain_path_and_says_nwp(year_site):
 def test_window_limits_by_kind():
     data = site_data(30)
     pv = replace(data.site, site_id="pv_x", kind="pv")
-    from pipelines.forecasting import target_index
+    from inference.forecast import target_index
 
     assert len(target_index(data.site, ISSUE, ISSUE + pd.Timedelta(days=45))) == 45 * 96
     with pytest.raises(DataError, match="longer than 45 days"):

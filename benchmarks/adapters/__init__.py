@@ -9,34 +9,16 @@ the adapter's docstring. ``python -m benchmarks.adapters.<name> --out DIR`` writ
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class SharedDataMissingError(FileNotFoundError):
-    """A public data set is not where the adapters look for it."""
-
-
-def shared_data_root() -> Path:
-    """``$VPP_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("VPP_SHARED_DATA")
-    return Path(env) if env else (ROOT.parent / "shared" / "data")
-
-
-def dataset_dir(name: str, root: Path | str | None = None, probe: str | None = None) -> Path:
-    """Folder ``name`` of the shared data; a clear error when it (or ``probe`` in it) is absent."""
-    path = Path(root) if root is not None else shared_data_root()
-    path = path / name
-    if not path.is_dir() or (probe and not (path / probe).exists()):
-        raise SharedDataMissingError(
-            f"public data set {name!r} not found at {path}"
-            + (f" (no {probe})" if probe else "")
-            + "; set VPP_SHARED_DATA to the folder that holds it (default <repo>/../shared/data)")
-    return path
+from pipelines.datasets import (  # noqa: F401  (one definition, shared by the adapters)
+    ROOT,
+    SharedDataMissingError,
+    dataset_dir,
+    shared_data_root,
+)
 
 
 def write_portfolio(frames: dict[str, pd.DataFrame], out_dir: Path | str) -> Path:

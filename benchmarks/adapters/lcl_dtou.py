@@ -41,7 +41,7 @@ import pandas as pd
 
 from benchmarks.adapters import cli, dataset_dir
 from forecasting.calendar import day_type
-from pipelines.baseline_eval import EvalDataset
+from inference.baseline_data import EvalDataset
 
 NAME = "lcl_dtou_dr"
 TIMEZONE = "Europe/London"
@@ -108,7 +108,7 @@ def event_blocks(tariffs: pd.Series) -> pd.DataFrame:
 
 def block_days(blocks: pd.DataFrame) -> frozenset[dt.date]:
     """London dates touched by any block."""
-    from pipelines.baseline_eval import event_days
+    from forecasting.portfolio import event_days
 
     return event_days(blocks["start"], blocks["end"], TIMEZONE)
 

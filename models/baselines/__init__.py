@@ -8,19 +8,29 @@ here too, loaded on first use (LightGBM is imported only by callers of the ML ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from models.baselines.common import BaselineDetails, BaselineEstimator, check_load
 from models.baselines.rules import PreEventAverageBaseline, SimilarDaysBaseline, XofYBaseline
 
-RULE_METHODS = {
+# the one list of rule baselines: name -> factory (keyword parameters on top of the
+# variant's own); the placebo evaluation scores all of them
+RULE_METHODS: dict[str, Callable[..., BaselineEstimator]] = {
     "similar_days": SimilarDaysBaseline,
+    "similar_days_high4of5": partial(SimilarDaysBaseline, high_x=4),
     "x_of_y": XofYBaseline,
+    "x_of_y_additive": partial(XofYBaseline, adjustment="additive"),
     "pre_event": PreEventAverageBaseline,
 }
+# the rules a caller of /baseline, /capability and `vpp baseline` names (one of each family;
+# the variants are tuned parameters of these)
+SERVED_RULES = ("similar_days", "x_of_y", "pre_event")
 METHODS = (*RULE_METHODS, "ml")
 
 
 def make_baseline(method: str, **params) -> BaselineEstimator:
-    """A baseline estimator by method name (``similar_days``, ``x_of_y``, ``pre_event``, ``ml``)."""
+    """A baseline estimator by method name (``RULE_METHODS`` or ``ml``)."""
     if method == "ml":
         from models.baselines.ml import MLBaseline
 

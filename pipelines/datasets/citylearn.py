@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.adapters import dataset_dir
-from pipelines.baseline_eval import EvalDataset
+from inference.baseline_data import EvalDataset
+from pipelines.datasets import dataset_dir
 
 NAME = "citylearn_2022"
 TIMEZONE = "Etc/GMT+8"  # PST without daylight saving (see module doc)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.adapters import dataset_dir
-from pipelines.baseline_eval import EvalDataset
+from inference.baseline_data import EvalDataset
+from pipelines.datasets import dataset_dir
 
 NAME = "eemeter_samples"
 IL_ELECTRICITY = ("il-electricity-cdd-hdd-hourly", "il-electricity-cdd-only-hourly")

@@ -52,7 +52,6 @@ from pipelines.baseline_eval import (
 )
 from pipelines.mlflow_model import pip_requirements
 from pipelines.tracking import (
-    CHAMPION,
     champion_version,
     ensure_experiment,
     experiment_name,
@@ -209,8 +208,7 @@ def score_champion(name: str, data: EvalDataset, result: BaselineTrainResult) ->
     trained on part of this held-out window: accepted. The comparison is still on the same
     events, but it favours the champion when the train ends are close.
     """
-    champion = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
-    model: MLBaseline = champion.baseline
+    model: MLBaseline = ModelRegistry(mlflow.get_tracking_uri()).baseline(name)
     loads = {c: s[s.index < result.train_end] for c, s in data.loads.items()}
     known = {c: s for c, s in loads.items() if c in model.customers_}
     if not known:

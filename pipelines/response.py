@@ -69,7 +69,6 @@ from pipelines.response_core import (  # noqa: F401  (the public names of the pi
     train_response_core,
 )
 from pipelines.tracking import (
-    CHAMPION,
     champion_version,
     ensure_experiment,
     experiment_name,
@@ -141,8 +140,7 @@ def score_champion(result: ResponseTrainResult) -> dict[str, float] | None:
     trained on some of these rows: accepted. The comparison is still on the same rows, but
     it favours the champion when the two were trained on nearly the same events.
     """
-    champion = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}@{CHAMPION}")
-    model: ResponseLikelihood = champion.unwrap_python_model().model
+    model: ResponseLikelihood = ModelRegistry(mlflow.get_tracking_uri()).response().model
     pred = model.predict(result.test_features)
     table = result.predictions
     return probability_metrics(table["delivered"], pred["p_deliver"], table["achievement"],

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecasting.contract import TABLES
 from forecasting.synthetic.achievement import draw_reliability, draw_resources, settle
 from forecasting.synthetic.event_calls import EventCall, invite, plan_events
 from forecasting.synthetic.grid import TimeGrid
@@ -151,18 +152,8 @@ def simulate_events(
                     "actual_kw": actual_kw,
                 }
             )
-    columns = [
-        "event_id",
-        "customer_id",
-        "event_type",
-        "notice_time",
-        "start",
-        "end",
-        "target_kw",
-        "compensation_cny_per_mw",
-        "actual_kw",
-    ]
-    events = pd.DataFrame(rows, columns=columns)
+    spec = TABLES["events"]  # the contract's columns, in its order
+    events = pd.DataFrame(rows, columns=[*spec.required, *spec.optional])
     for column in ("notice_time", "start", "end"):
         events[column] = pd.to_datetime(events[column], utc=True).dt.as_unit(grid.index_15min.unit)
     resource_events = pd.DataFrame(resource_rows, columns=list(RESOURCE_EVENT_COLUMNS))

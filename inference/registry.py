@@ -161,6 +161,19 @@ class ModelRegistry:
             self._versions[key] = (version, time.monotonic())
         return LoadedModel(name, version, model)
 
+    def peek_champion(self, kind: str, site_id: str, alias: str = CHAMPION
+                      ) -> LoadedModel | None:
+        """The site forecaster under ``alias`` if it is loaded and its version was looked up
+        within ``ttl_s``, else None; never asks the registry (no I/O: safe on an event
+        loop)."""
+        name = registered_name(kind, site_id)
+        with self._lock:
+            known = self._versions.get((name, alias))
+        if known is None or self.ttl_s <= 0 or time.monotonic() - known[1] >= self.ttl_s:
+            return None
+        cached = self._cache.get((name, known[0]))
+        return None if cached is None else LoadedModel(name, known[0], cached.forecaster)
+
     def champion(self, kind: str, site_id: str, alias: str = CHAMPION) -> LoadedModel:
         """The site forecaster under ``alias`` of ``<kind>-<site_id>``."""
         name = registered_name(kind, site_id)

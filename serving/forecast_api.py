@@ -9,7 +9,11 @@ Computed answers are kept in a bounded cache keyed by site, issue time, window, 
 the model version: the portfolio is read once at start-up, so the same question to the same
 model has the same answer, and a platform asking it from several places gets it without a
 second computation. A promoted champion has a new version, hence new keys. Answers given
-by an earlier loaded version during a registry fault are not cached.
+by an earlier loaded version during a registry fault are not cached. A cached answer is
+given straight from the service's event loop (``cached_forecast``: no thread hop, no I/O)
+while the champion's version is known within the registry's TTL and, for source ``auto``,
+the store was found without that forecast within ``VPP_STORE_RECHECK_SECONDS`` (10); the
+rest runs on the service's threads (``handle_forecast``).
 
 Windows: load up to 45 days ahead (``MAX_FORECAST_WINDOW``; beyond the weather forecast
 from weather scenarios), PV and wind up to 7 days (``inference.forecast.
@@ -20,7 +24,9 @@ method answered it (``nwp``, ``weather_scenarios``, ``climatology``, ``no_weathe
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections import OrderedDict
 from datetime import datetime
 from typing import Annotated, Literal
@@ -107,43 +113,89 @@ class NoStoredForecastError(LookupError):
 
 
 class AnswerCache:
-    """A bounded, thread-safe LRU of finished answers (immutable response objects)."""
+    """A bounded, thread-safe LRU of finished answers (immutable response objects), each with
+    the time it was last confirmed (``put`` or ``touch``)."""
 
     def __init__(self, size: int = 4096):
         self.size = size
-        self._items: OrderedDict[tuple, ForecastResponse] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple[ForecastResponse, float]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, key: tuple) -> ForecastResponse | None:
+    def get(self, key: tuple, max_age_s: float | None = None, count_miss: bool = True
+            ) -> ForecastResponse | None:
+        """The answer under ``key`` (confirmed at most ``max_age_s`` ago), or None."""
         with self._lock:
-            value = self._items.get(key)
-            if value is None:
-                self.misses += 1
+            item = self._items.get(key)
+            if item is None or (max_age_s is not None
+                                and time.monotonic() - item[1] > max_age_s):
+                self.misses += count_miss
                 return None
             self._items.move_to_end(key)
             self.hits += 1
-            return value
+            return item[0]
 
     def put(self, key: tuple, value: ForecastResponse) -> None:
         if self.size <= 0:
             return
         with self._lock:
-            self._items[key] = value
+            self._items[key] = (value, time.monotonic())
             self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+    def touch(self, key: tuple) -> None:
+        """Confirm the answer under ``key`` again (the store still has none for it)."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items[key] = (item[0], time.monotonic())
+
+
+# how long a cached answer to source "auto" is served without asking the forecast store
+# again (the store may have received the nightly forecast of that issue since; then the
+# stored one answers from the next check on)
+STORE_RECHECK_S = float(os.environ.get("VPP_STORE_RECHECK_SECONDS", "10"))
+
+
+def _question(portfolio: Portfolio, request: ForecastRequest):
+    return ask(portfolio, request.site_id,
+               "now" if request.issue_time == "now" else pd.Timestamp(request.issue_time),
+               horizon=request.horizon, horizon_minutes=request.horizon_minutes,
+               start=request.start, end=request.end, quantiles=list(request.quantiles),
+               bound=lambda s, e: check_window(s, e, MAX_FORECAST_WINDOW, "forecast window"))
+
+
+def _key(q, model) -> tuple:
+    return (q.site.site_id, q.issue.value, q.start.value, q.end.value, q.quantiles,
+            model.label)
+
+
+def cached_forecast(portfolio: Portfolio, request: ForecastRequest, registry,
+                    cache: AnswerCache | None) -> ForecastResponse | None:
+    """The answer ``handle_forecast`` would give, when it is in the cache and no I/O is
+    needed to know it (the champion's version known within the registry's TTL; for source
+    ``auto`` confirmed against the store within ``STORE_RECHECK_S``), else None. CPU only, so
+    the service answers it on its event loop; any doubt (an invalid request included) is
+    None, and ``handle_forecast`` answers."""
+    if cache is None or request.source == "store":
+        return None
+    try:
+        q = _question(portfolio, request)
+    except Exception:  # noqa: BLE001 - handle_forecast raises it with its status
+        return None
+    model = registry.peek_champion(q.site.kind, q.site.site_id)
+    if model is None:
+        return None
+    return cache.get(_key(q, model), None if request.source == "compute" else STORE_RECHECK_S,
+                     count_miss=False)
 
 
 def handle_forecast(portfolio: Portfolio, request: ForecastRequest, registry, store,
                     cache: AnswerCache | None = None, log=None) -> ForecastResponse:
     """``inference.forecast``'s steps (``ask``, champion, ``answer``), with the stored
     nightly forecast and the answer cache looked up between them."""
-    q = ask(portfolio, request.site_id,
-            "now" if request.issue_time == "now" else pd.Timestamp(request.issue_time),
-            horizon=request.horizon, horizon_minutes=request.horizon_minutes,
-            start=request.start, end=request.end, quantiles=list(request.quantiles),
-            bound=lambda s, e: check_window(s, e, MAX_FORECAST_WINDOW, "forecast window"))
+    q = _question(portfolio, request)
     site, issue, levels = q.site, q.issue, list(request.quantiles)
     frame = None if request.source == "compute" else _stored(store, site.site_id, issue,
                                                              q.start, q.end, levels,
@@ -151,10 +203,12 @@ def handle_forecast(portfolio: Portfolio, request: ForecastRequest, registry, st
     if frame is not None:
         return _response(site, issue, levels, frame, "store", [])
     model = registry.champion(site.kind, site.site_id)
-    key = (site.site_id, issue.value, q.start.value, q.end.value, tuple(levels), model.label)
+    key = _key(q, model)
     if not model.note and cache is not None:
         cached = cache.get(key)
         if cached is not None:
+            if request.source == "auto":
+                cache.touch(key)  # the store was asked above and has none: confirmed
             return cached
     frame = answer(portfolio, q, model)
     result = _response(site, issue, levels, frame, "compute", [model.note] if model.note

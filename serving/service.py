@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import bentoml
 from starlette.responses import JSONResponse
 
@@ -67,6 +68,7 @@ from serving.forecast_api import (
     ForecastRequest,
     ForecastResponse,
     NoStoredForecastError,
+    cached_forecast,
     handle_forecast,
 )
 from serving.health import HealthMiddleware
@@ -181,6 +183,7 @@ class VPPService:
         self.registry.start_refresh()
         self.baselines = RegistryBaselines(self.registry)
         self.answers = AnswerCache(int(os.environ.get("VPP_ANSWER_CACHE_SIZE", "4096")))
+        self._threads = anyio.CapacityLimiter(THREADS)  # computed /forecast answers
         self._response_data = None  # built on the first /response-likelihood request
         self.forecast_store = open_store()  # VPP_FORECAST_STORE_URL, else var/forecast_store
         health.register(self.readiness)
@@ -202,11 +205,18 @@ class VPPService:
                 "answer_cache": {"hits": self.answers.hits, "misses": self.answers.misses}}
 
     @bentoml.api(route="/forecast", input_spec=ForecastRequest)
-    def forecast(self, **fields) -> ForecastResponse:
+    async def forecast(self, **fields) -> ForecastResponse:
         """Quantile forecast of a site's power (kW) at its resolution."""
-        return answer(lambda: handle_forecast(self.portfolio, built(ForecastRequest, fields),
-                                              self.registry, self.forecast_store,
-                                              self.answers, log))
+        request = built(ForecastRequest, fields)
+        # an answer already given is answered on the event loop (CPU only, no I/O); the rest
+        # runs on one of the service's threads, like the other endpoints
+        hit = cached_forecast(self.portfolio, request, self.registry, self.answers)
+        if hit is not None:
+            return hit
+        return await anyio.to_thread.run_sync(
+            lambda: answer(lambda: handle_forecast(self.portfolio, request, self.registry,
+                                                   self.forecast_store, self.answers, log)),
+            limiter=self._threads)
 
     @bentoml.api(route="/baseline", input_spec=BaselineRequest)
     def baseline(self, **fields) -> BaselineResponse:

@@ -49,7 +49,7 @@ def served(tmp_path_factory):
            "VPP_KEYS_URL": f"sqlite:///{tmp / 'keys.db'}",
            "VPP_AUDIT_LOG": str(tmp / "audit" / "audit.jsonl"),
            "VPP_FORECAST_STORE_URL": str(tmp / "forecast_store"),
-           "VPP_REGISTRY_TTL_SECONDS": "1"}
+           "VPP_REGISTRY_TTL_SECONDS": "1", "VPP_STORE_RECHECK_SECONDS": "1"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     train_site(read_portfolio(data), "load_x",
@@ -368,6 +368,8 @@ def test_capacity_and_bid_endpoints_use_the_served_champion(client):
 
 
 def test_forecast_answers_the_stored_nightly_forecast_when_asked_or_auto(client, served):
+    import time
+
     import pandas as pd
 
     from inference.forecast_store import open_store
@@ -381,6 +383,9 @@ def test_forecast_answers_the_stored_nightly_forecast_when_asked_or_auto(client,
                           "model_version": "load-load_x/1", "quality": "ok"}
                          for p in computed["points"]])
     open_store(served["VPP_FORECAST_STORE_URL"]).write(rows, "load")
+    # the computed answer may be served from the cache for VPP_STORE_RECHECK_SECONDS (1 s
+    # here) without asking the store; after it, the store is asked and its forecast answers
+    time.sleep(1.1)
     stored = client.post("/forecast", json=DAY_AHEAD).json()  # auto is the default
     assert stored["source"] == "store"
     assert stored["points"][5]["values_kw"]["q0.5"] == pytest.approx(
@@ -399,3 +404,24 @@ def test_dispatch_event_types_are_the_contracts():
     from serving.dispatch_api import EventType
 
     assert set(typing.get_args(EventType)) == set(EVENT_TYPES)
+
+
+def test_a_repeated_question_is_answered_from_the_cache_on_the_event_loop(client, served):
+    """The second identical request is a cache hit (counted in /readyz) with the same body;
+    the answer cache keeps its confirmation time, and an answer older than the store
+    re-check is not served without asking the store."""
+    from serving.forecast_api import AnswerCache
+
+    body = {**DAY_AHEAD, "issue_time": "2024-03-20T12:00:00+08:00", "source": "auto"}
+    first = client.post("/forecast", json=body)
+    hits = client.get("/readyz").json()["answer_cache"]["hits"]
+    second = client.post("/forecast", json=body)
+    assert second.status_code == first.status_code == 200
+    assert second.json() == first.json()
+    assert client.get("/readyz").json()["answer_cache"]["hits"] == hits + 1
+    cache = AnswerCache(4)
+    cache.put(("k",), "answer")
+    assert cache.get(("k",), max_age_s=60) == "answer"
+    assert cache.get(("k",), max_age_s=-1) is None  # older than any re-check: ask again
+    cache.touch(("k",))
+    assert cache.get(("k",)) == "answer"

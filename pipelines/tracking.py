@@ -110,23 +110,28 @@ def existing_champion(name: str, uri: str | None = None) -> str | None:
 
 def promote(client: MlflowClient, name: str, version: str, metric: str, new: float,
             old: float | None, old_version: str | None, window: str,
-            tolerance: float = 0.0) -> tuple[str, str]:
+            keep_reason: str | None = None, tolerance: float = 0.0) -> tuple[str, str]:
     """Champion/challenger: ``version`` becomes champion if there is none or if its ``metric``
     (lower is better, >= 0) is below the champion's on the same held-out ``window`` times
     ``1 + tolerance``. A tolerance > 0 lets a retrain on fresher data win a near tie: two fits
     of one configuration differ on a two-week window mostly by noise, and an older champion
     kept on noise serves stale models for months.
 
+    ``keep_reason``: the champion stays without a comparison, for that reason.
+
     Sets the alias, tags the version and the active run; returns (alias, reason).
     """
     import mlflow
 
-    promoted = old is None or not np.isfinite(old) or new < old * (1.0 + tolerance)
+    if keep_reason is not None and old_version is not None:
+        promoted, reason = False, keep_reason
+    else:
+        promoted = old is None or not np.isfinite(old) or new < old * (1.0 + tolerance)
+        margin = f" (tolerance {tolerance:.0%})" if tolerance else ""
+        reason = ("first model" if old is None else
+                  f"{metric} {new:.4g} vs champion v{old_version} {old:.4g} on {window}{margin}")
     alias = CHAMPION if promoted else CHALLENGER
     client.set_registered_model_alias(name, alias, version)
-    margin = f" (tolerance {tolerance:.0%})" if tolerance else ""
-    reason = ("first model" if old is None else
-              f"{metric} {new:.4g} vs champion v{old_version} {old:.4g} on {window}{margin}")
     client.set_model_version_tag(name, version, "promotion", f"{alias}: {reason}")
     client.set_model_version_tag(name, version, f"holdout_{metric}", f"{new:.6g}")
     mlflow.set_tag("promotion", f"{alias}: {reason}")

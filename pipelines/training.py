@@ -110,26 +110,52 @@ def train_core(data: SiteData, config: TrainingConfig, train_end=None) -> TrainR
                        scoring_model=scoring_model, scoring_fit_seconds=scoring_seconds)
 
 
+def first_unseen_day(trained_until: pd.Timestamp, resolution_minutes: int,
+                     timezone: str) -> pd.Timestamp:
+    """The first local midnight (UTC) at or after the end of the last interval a model was
+    fitted on (``training_window_[1]`` is that interval's start)."""
+    end = (trained_until + pd.Timedelta(minutes=resolution_minutes)).tz_convert(timezone)
+    wall = end.tz_localize(None)
+    day = wall.normalize()
+    if day < wall:
+        day += pd.Timedelta(days=1)
+    return day.tz_localize(timezone, ambiguous=False,
+                           nonexistent="shift_forward").tz_convert("UTC")
+
+
 def score_champion(client, name: str, data: SiteData, result: TrainResult,
                    config: TrainingConfig) -> dict | None:
-    """Score the current champion on the challenger's held-out window (same issues).
+    """The current champion and the challenger scored on the same held-out days, those the
+    champion was *not* trained on (day-ahead, the same issues).
 
-    The champion's final fit may have seen part of that window (it was trained on all history
-    before its own train_end): the comparison is on the same window, but it favours the
-    champion when train ends are close, so a challenger has to be clearly better.
+    The champion's final fit saw all history before its own train_end, which may cover part
+    or all of the challenger's held-out window: scored there, it would be scored in sample
+    against a challenger scored out of sample, and a retrain on fresher data would rarely
+    win. Both are therefore compared on the held-out days after the champion's training end
+    (``comparison_days`` of them, in ``challenger``/the champion's own scores). With no
+    such day (the retrain brings no readings the champion had not seen) ``comparison_days``
+    is 0 and the champion stays.
     """
     version = champion_version(client, name)
     if version is None:
         return None
     champion = ModelRegistry(client.tracking_uri).champion(data.site.kind, data.site.site_id)
+    site = data.site
+    first = max(result.holdout_start, first_unseen_day(
+        champion.forecaster.training_window_[1], site.resolution_minutes, site.timezone))
+    if first >= result.train_end:
+        return {"version": version.version, "comparison_days": 0}
     history = data.before(result.train_end)
-    schedule = day_ahead_schedule(result.holdout_start, result.train_end, data.site.timezone,
+    schedule = day_ahead_schedule(first, result.train_end, site.timezone,
                                   config.issue_hour_local)
     forecasts = attach_actuals(
         forecast_schedule(champion.forecaster, history, schedule, result.model.quantiles_),
         history)
-    scores = score_forecasts(forecasts, None, data.site.timezone)["overall"]
-    return {"version": version.version, **scores}
+    ours = result.holdout_forecasts[result.holdout_forecasts["timestamp"] >= first]
+    scores = score_forecasts(forecasts, None, site.timezone)["overall"]
+    return {"version": version.version, "comparison_days": len(schedule.issues),
+            "comparison_start": first, **scores,
+            "challenger": score_forecasts(ours, None, site.timezone)["overall"]}
 
 
 def _log_figures(result: TrainResult, site) -> None:
@@ -175,8 +201,12 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
         metrics["fit_seconds"] = result.fit_seconds
         metrics["scoring_fit_seconds"] = result.scoring_fit_seconds
         if champion_scores:
+            metrics["comparison_days"] = champion_scores["comparison_days"]
             metrics.update({f"champion_holdout_{k}": float(v) for k, v in champion_scores.items()
-                            if k != "version" and np.isfinite(v)})
+                            if k not in ("version", "comparison_days")
+                            and isinstance(v, float | int) and np.isfinite(v)})
+            metrics.update({f"challenger_comparison_{k}": float(v) for k, v in
+                            champion_scores.get("challenger", {}).items() if np.isfinite(v)})
         mlflow.log_metrics(metrics)
         for lead, row in result.per_lead_hour.iterrows():
             mlflow.log_metrics({f"holdout_by_lead_{k}": float(v) for k, v in row.items()
@@ -195,11 +225,9 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
             input_example=X.head(3), pip_requirements=pip_requirements(),
             registered_model_name=name)
         version = str(info.registered_model_version)
-        alias, reason = promote(
-            client, name, version, "mean_pinball", result.metrics.get("mean_pinball", np.inf),
-            champion_scores["mean_pinball"] if champion_scores else None,
-            champion_scores["version"] if champion_scores else None,
-            "the same held-out window", config.promotion_tolerance)
+        alias, reason = promote(client, name, version, "mean_pinball",
+                                *_comparison(champion_scores, result),
+                                config.promotion_tolerance)
         log.info("%s v%s -> %s (%s)", name, version, alias, reason)
         return {"name": name, "version": version, "alias": alias, "reason": reason,
                 "run_id": run.info.run_id, "metrics": result.metrics,
@@ -207,6 +235,23 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
                 "scoring_fit_end": scoring_window[1].isoformat(),
                 "fit_seconds": result.fit_seconds,
                 "scoring_fit_seconds": result.scoring_fit_seconds}
+
+
+def _comparison(champion_scores: dict | None, result: TrainResult) -> tuple:
+    """``promote``'s (new, old, old_version, window, keep_reason) from ``score_champion``."""
+    if champion_scores is None:
+        return result.metrics.get("mean_pinball", np.inf), None, None, "", None
+    days = champion_scores["comparison_days"]
+    if days == 0:
+        return (result.metrics.get("mean_pinball", np.inf), np.nan,
+                champion_scores["version"], "",
+                (f"no held-out day after champion v{champion_scores['version']}'s training "
+                 "end: the retrain brings no reading it had not seen"))
+    start = champion_scores["comparison_start"].tz_convert(result.holdout_start.tz)
+    window = (f"the {days} held-out days from {start:%Y-%m-%d %H:%M %Z} the champion was "
+              "not trained on")
+    return (champion_scores["challenger"].get("mean_pinball", np.inf),
+            champion_scores["mean_pinball"], champion_scores["version"], window, None)
 
 
 def _kind_params(site) -> dict:

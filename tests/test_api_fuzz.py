@@ -44,8 +44,8 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     """A real server over a one-site portfolio with a champion: (base URL, admin key)."""
     from forecasting.portfolio import read_portfolio
-    from pipelines.config import TrainingConfig
     from inference.keys import KeyStore
+    from pipelines.config import TrainingConfig
     from pipelines.training import train_site
 
     tmp = tmp_path_factory.mktemp("fuzz")

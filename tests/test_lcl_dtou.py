@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.baselines.common import check_load, pool_of_day
 from inference.measurement import baseline_for_customer
+from models.baselines.common import check_load, pool_of_day
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -30,8 +30,7 @@ from typer.testing import CliRunner
 from forecasting.errors import NaiveTimestampError
 from forecasting.portfolio import read_portfolio
 from forecasting.synthetic import generate_portfolio_frames, write_portfolio
-from pipelines.cli import app
-from pipelines.config import TrainingConfig
+from inference.forecast import forecast_site
 from inference.forecast_store import (
     ParquetForecastStore,
     SqlForecastStore,
@@ -40,9 +39,10 @@ from inference.forecast_store import (
     quantile_columns,
     stored_forecast,
 )
-from inference.forecast import forecast_site
-from pipelines.nightly import NightlyConfig, read_isolated, run_nightly, site_datas
 from inference.registry import ModelRegistry
+from pipelines.cli import app
+from pipelines.config import TrainingConfig
+from pipelines.nightly import NightlyConfig, read_isolated, run_nightly, site_datas
 
 ROOT = Path(__file__).resolve().parents[1]
 TZ = "Asia/Shanghai"

@@ -9,10 +9,10 @@ from factories import TZ, site_data
 
 from forecasting.portfolio import Site
 from forecasting.quality import assess, flatline_mask
-from models.fallback import ClimatologyFallback
-from models.forecaster import SiteForecaster
 from inference.forecast import forecast_core
 from inference.registry import LoadedModel
+from models.fallback import ClimatologyFallback
+from models.forecaster import SiteForecaster
 
 ISSUE = pd.Timestamp("2024-04-11T12:00", tz=TZ)
 DAY = pd.date_range("2024-04-12", periods=96, freq="15min", tz=TZ)

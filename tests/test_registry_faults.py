@@ -14,8 +14,8 @@ from test_service import EVENTS, RESOURCES
 
 from forecasting.errors import ModelNotFoundError
 from forecasting.portfolio import read_portfolio
-from pipelines.config import TrainingConfig
 from inference.registry import ModelArtifactError, ModelRegistry, RegistryUnavailableError
+from pipelines.config import TrainingConfig
 from pipelines.training import train_site
 
 pytestmark = pytest.mark.integration

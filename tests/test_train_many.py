@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from forecasting.portfolio import read_portfolio
 from forecasting.synthetic import generate_portfolio
+from inference.registry import ModelRegistry
 from pipelines.batch import train_many
 from pipelines.cli import app
 from pipelines.config import TrainingConfig
-from inference.registry import ModelRegistry
 
 pytestmark = pytest.mark.integration
 

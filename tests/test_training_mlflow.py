@@ -7,9 +7,9 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from forecasting.portfolio import read_portfolio
+from inference.registry import ModelRegistry
 from pipelines.cli import app
 from pipelines.config import TrainingConfig
-from inference.registry import ModelRegistry
 from pipelines.tracking import TrackingUnavailableError, tracking_session
 from pipelines.training import train_site
 
@@ -42,10 +42,11 @@ def test_train_register_promote_and_reload(portfolio_dir, mlflow_uri):
     assert "plots/feature_importance.png" in artifacts
     assert client.get_experiment(run.info.experiment_id).name == "vpp-load"
 
-    # a deliberately weak challenger on the same window must not take over
+    # a deliberately weak challenger two days later (compared on those two days, which the
+    # champion did not see) must not take over
     weak = TrainingConfig(n_estimators=1, learning_rate=0.01, holdout_days=5, calibration_days=0,
                           log_plots=False)  # vpp train --no-plots
-    second = train_site(portfolio, "load_x", weak, train_end="2024-04-01T00:00:00+08:00")
+    second = train_site(portfolio, "load_x", weak, train_end="2024-04-03T00:00:00+08:00")
     assert second["alias"] == "challenger", second["reason"]
     assert not client.list_artifacts(second["run_id"], "plots")  # metrics and model still are
     assert str(client.get_model_version_by_alias("load-load_x", "champion").version) == "1"

@@ -15,6 +15,8 @@ from factories import asgi_client, site_data
 
 from forecasting.errors import DataError
 from forecasting.portfolio import Site, SiteData, read_portfolio
+from inference.forecast import forecast_core
+from inference.registry import LoadedModel
 from models.forecaster import SiteForecaster
 from models.quantile import DEFAULT_QUANTILES
 from models.weather_scenarios import (
@@ -25,8 +27,6 @@ from models.weather_scenarios import (
     weather_history,
 )
 from pipelines.config import TrainingConfig
-from inference.forecast import forecast_core
-from inference.registry import LoadedModel
 from pipelines.training import train_site
 
 TZ = "Asia/Shanghai"

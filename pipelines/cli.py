@@ -165,8 +165,9 @@ def train(
     """Train one site's model, log it to MLflow and register it (champion or challenger).
 
     Two fits of the same configuration: one before the held-out days, scored on them
-    day-ahead (the run's holdout_* metrics, compared with the champion's on the same days),
-    then one on all history before --train-end, which is the model registered and served.
+    day-ahead (the run's holdout_* metrics), then one on all history before --train-end,
+    which is the model registered and served. It becomes champion unless it scores worse
+    than the champion on the held-out days the champion was not trained on.
     """
     from pipelines.training import train_site
 

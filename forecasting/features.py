@@ -19,7 +19,8 @@ Only what was known at ``T`` reaches a row:
   (``observed_weather_as_forecast``, for protocols such as GEFCom2012 load that do);
 - calendar features describe ``t`` in the site's local time (``forecasting.calendar``);
 - kind features: PV solar geometry and clear-sky terms (``forecasting.solar``), wind at hub
-  height and power curve (``forecasting.wind``).
+  height and power curve, and with ``wind_direction_sectors`` the speed split by direction
+  sector (``forecasting.wind``).
 
 Column names derive from the spec deterministically (``lag_1440m_kw``, ``wx_temp_air_c``,
 ``wx_ghi_wm2_p1h`` ...). The numeric work is numpy over int64 nanoseconds: a 96-point
@@ -65,6 +66,7 @@ class FeatureSpec:
     weather_context_columns: tuple[str, ...] = DEFAULT_CONTEXT_COLUMNS
     extra_weather_columns: tuple[str, ...] = ()
     use_previous_issue: bool = True
+    wind_direction_sectors: int = 0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -83,6 +85,10 @@ class FeatureSpec:
                              "toa_net_solar_wm2)")
         if any(k <= 0 for k in self.lags_minutes):
             raise ValueError("lags_minutes must be positive minutes")
+        sectors = self.wind_direction_sectors
+        if int(sectors) != sectors or sectors < 0 or sectors == 1:
+            raise ValueError(f"wind_direction_sectors must be 0 (off) or a whole number >= 2, "
+                             f"got {self.wind_direction_sectors}")
         if any(h == 0 for h in self.weather_context_hours):
             raise ValueError("weather_context_hours are offsets from the target; 0 is the "
                              "target itself and always present")
@@ -477,7 +483,7 @@ def build_features(data: SiteData, targets: pd.DatetimeIndex, issues: pd.Datetim
         cols["price_day_ahead_per_mwh"] = _day_ahead_price(data.prices, t_ns, i_ns)
     if spec.use_kind_features and site.kind in ("pv", "wind"):
         wx.index = targets
-        kind = kind_features(site, targets, wx)
+        kind = kind_features(site, targets, wx, spec)
         cols.update({c: kind[c].to_numpy(dtype=float) for c in kind.columns})
     # one float block: cheap to build, to select columns from and to hand to LightGBM
     block = np.empty((len(targets), len(cols)))
@@ -486,8 +492,10 @@ def build_features(data: SiteData, targets: pd.DatetimeIndex, issues: pd.Datetim
     return pd.DataFrame(block, index=targets, columns=list(cols))
 
 
-def kind_features(site, targets: pd.DatetimeIndex, weather: pd.DataFrame) -> pd.DataFrame:
-    """PV or wind physical features for the targets from the aligned weather."""
+def kind_features(site, targets: pd.DatetimeIndex, weather: pd.DataFrame,
+                  spec: FeatureSpec | None = None) -> pd.DataFrame:
+    """PV or wind physical features for the targets from the aligned weather (wind: the
+    spec's ``wind_direction_sectors``)."""
     if site.kind == "pv":
         from forecasting.solar import pv_features
 
@@ -496,5 +504,7 @@ def kind_features(site, targets: pd.DatetimeIndex, weather: pd.DataFrame) -> pd.
                            azimuth_deg=site.azimuth_deg, capacity_kw=site.capacity_kw)
     from forecasting.wind import wind_features
 
+    spec = spec or FeatureSpec()
     return wind_features(targets, weather, hub_height_m=site.hub_height_m,
-                         capacity_kw=site.capacity_kw, turbine_type=site.turbine_type)
+                         capacity_kw=site.capacity_kw, turbine_type=site.turbine_type,
+                         direction_sectors=spec.wind_direction_sectors)

@@ -69,6 +69,23 @@ def _positive(value: float, name: str) -> float:
 
 
 # --------------------------------------------------------------------------- direction, shear
+def direction_sector_speeds(speed_mps, dir_deg, n_sectors: int) -> np.ndarray:
+    """The speed split by direction sector, shape (n, n_sectors), m/s: row i holds its speed
+    in the column of its sector (sector 0 centred on north, clockwise) and 0 elsewhere, so a
+    tree can learn one power curve per sector. NaN speed or direction gives NaN in all."""
+    if int(n_sectors) != n_sectors or n_sectors < 2:
+        raise ImpossibleValueError(f"n_sectors={n_sectors} must be a whole number >= 2")
+    s = np.clip(np.asarray(speed_mps, dtype=float), 0.0, None)
+    d = np.asarray(dir_deg, dtype=float)
+    width = 360.0 / n_sectors
+    known = ~np.isnan(s) & ~np.isnan(d)
+    sector = np.floor(np.mod(np.where(known, d, 0.0) + width / 2, 360.0) / width).astype(int)
+    out = np.zeros((len(s), int(n_sectors)))
+    out[np.arange(len(s)), sector] = np.where(known, s, 0.0)
+    out[~known] = np.nan
+    return out
+
+
 def wind_direction_sincos(dir_deg) -> tuple:
     """(sin, cos) of a wind direction in degrees; (1, 0) for an east wind (90 deg).
 
@@ -279,6 +296,7 @@ def wind_features(
     capacity_kw: float | None = None,
     power_curve: pd.DataFrame | None = None,
     turbine_type: str | None = None,
+    direction_sectors: int = 0,
 ) -> pd.DataFrame:
     """Physical wind features for the intervals starting at ``times``.
 
@@ -295,6 +313,8 @@ def wind_features(
     - ``wind_speed_10m_mps``, ``wind_speed_100m_mps``: when given, negatives clipped to 0
       (same names as the weather columns: do not concatenate both frames)
     - ``wind_dir_10m_sin``/``_cos``, ``wind_dir_100m_sin``/``_cos``: when the direction is given
+    - ``wind_speed_{h}_sector{k}of{n}_mps`` with ``direction_sectors=n`` (k = 0..n-1), when
+      the speed and direction of the height are given (:func:`direction_sector_speeds`)
     - ``wind_shear_exponent``: when both speeds are given (NaN in calm rows)
     - ``wind_speed_hub_mps``: power law from the height nearest the hub, with the row's shear
       exponent where known, else 1/7; always present (all NaN without speeds)
@@ -338,6 +358,12 @@ def wind_features(
         if f"wind_dir_{h}_deg" in col:
             s, c = wind_direction_sincos(col[f"wind_dir_{h}_deg"])
             feats[f"wind_dir_{h}_sin"], feats[f"wind_dir_{h}_cos"] = s, c
+        pair = f"wind_speed_{h}_mps" in col and f"wind_dir_{h}_deg" in col
+        if pair and direction_sectors:
+            split = direction_sector_speeds(col[f"wind_speed_{h}_mps"],
+                                            col[f"wind_dir_{h}_deg"], direction_sectors)
+            for k in range(int(direction_sectors)):
+                feats[f"wind_speed_{h}_sector{k}of{direction_sectors}_mps"] = split[:, k]
 
     alpha = np.full(len(times), np.nan)
     if "wind_speed_10m_mps" in col and "wind_speed_100m_mps" in col:

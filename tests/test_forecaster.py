@@ -153,3 +153,33 @@ def test_seed_bag_default_depends_on_the_kind_and_an_explicit_size_wins():
         TrainingConfig(n_bags=0)
     with pytest.raises(ValueError, match="unknown kind 'solar'"):
         default.bags_for("solar")
+
+
+def test_wind_sites_get_the_direction_sectors_and_load_features_are_unchanged():
+    """The training config gives wind sites the 10 m speed split by 8 direction sectors
+    (measured on GEFCom2012 wind, pipelines.config.KIND_FEATURES); a load site's spec is
+    the plain one."""
+    from forecasting.portfolio import Site, SiteData
+    from pipelines.config import TrainingConfig
+
+    config = TrainingConfig()
+    assert config.forecaster("wind").feature_spec.wind_direction_sectors == 8
+    assert config.forecaster("load").feature_spec == FeatureSpec()
+    assert config.forecaster("pv").feature_spec.wind_direction_sectors == 0
+    weather_only = TrainingConfig(features="weather_only").forecaster("wind").feature_spec
+    assert weather_only.wind_direction_sectors == 8 and not weather_only.lags_minutes
+    # SYNTHETIC hourly wind site: one forecast run, 6 m/s from the east (sector 2 of 8)
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    hours = pd.date_range(t0, periods=48, freq="h")
+    weather = pd.DataFrame({"timestamp": hours[1:], "issue_time": t0,
+                            "wind_speed_10m_mps": 6.0, "wind_dir_10m_deg": 90.0})
+    from factories import empty_prices
+
+    data = SiteData(Site("wf", "wind", "UTC", 60, capacity_kw=1.0),
+                    pd.Series(0.5, index=hours, name="wind_power_kw"), weather, empty_prices())
+    X = build_features(data, hours[1:3], pd.DatetimeIndex([t0] * 2),
+                       config.forecaster("wind").feature_spec)
+    sectors = X[[f"wind_speed_10m_sector{k}of8_mps" for k in range(8)]].to_numpy()
+    np.testing.assert_allclose(sectors, [[0, 0, 6, 0, 0, 0, 0, 0]] * 2)
+    with pytest.raises(ValueError, match="wind_direction_sectors"):
+        FeatureSpec(wind_direction_sectors=1)

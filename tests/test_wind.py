@@ -209,3 +209,27 @@ def test_wind_features_empty_none_naive_misaligned():
         wind.wind_features(pd.date_range("2024-01-01", periods=2, freq="h"), None)
     with pytest.raises(ValueError, match="reindex"):
         wind.wind_features(_times(2), pd.DataFrame({"wind_speed_10m_mps": [1.0]}, index=_times(1)))
+
+
+# --------------------------------------------------------------------------- direction terms
+def test_direction_sector_speeds():
+    split = wind.direction_sector_speeds(np.array([4.0, 6.0, 7.0, 3.0, np.nan]),
+                                         np.array([350.0, 22.4, 22.6, 180.0, 90.0]), 8)
+    expected = np.zeros((5, 8))
+    expected[0, 0], expected[1, 0], expected[2, 1], expected[3, 4] = 4.0, 6.0, 7.0, 3.0
+    expected[4] = np.nan
+    np.testing.assert_allclose(split, expected)
+    with pytest.raises(ImpossibleValueError, match="n_sectors"):
+        wind.direction_sector_speeds(np.ones(2), np.ones(2), 1)
+
+
+def test_wind_features_sector_columns_only_when_asked():
+    t = _times(2)
+    w = pd.DataFrame({"wind_speed_10m_mps": [5.0, 8.0], "wind_dir_10m_deg": [90.0, 180.0]},
+                     index=t)
+    plain = wind.wind_features(t, w)
+    assert not [c for c in plain.columns if "sector" in c]
+    f = wind.wind_features(t, w, direction_sectors=4)
+    np.testing.assert_allclose(f[[f"wind_speed_10m_sector{k}of4_mps" for k in range(4)]],
+                               [[0, 5, 0, 0], [0, 0, 8, 0]])
+    pd.testing.assert_frame_equal(f[plain.columns], plain)

@@ -62,8 +62,10 @@ class TrainingConfig(BaseModel):
                             "feature importance and contributions, error by lead)")
     promotion_tolerance: float = Field(
         0.01, ge=0, lt=1, description="a retrained model becomes champion unless its held-out "
-        "mean pinball is more than this share worse than the champion's on the same days "
-        "(fresher data wins near ties)")
+        "mean pinball is more than this share worse than the champion's on the held-out days "
+        "the champion was not trained on (fresher data wins near ties); a retrain of the "
+        "champion's own configuration on newer data gets pipelines.training.RETRAIN_GUARD "
+        "instead")
     features: Literal["default", "weather_only"] = Field(
         "default", description="default: history (lags, last known level), weather, prices, "
         "calendar; weather_only: weather, solar geometry and calendar, no measured history "

@@ -225,9 +225,15 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
             input_example=X.head(3), pip_requirements=pip_requirements(),
             registered_model_name=name)
         version = str(info.registered_model_version)
-        alias, reason = promote(client, name, version, "mean_pinball",
-                                *_comparison(champion_scores, result),
-                                config.promotion_tolerance)
+        new, old, old_version, window, keep = _comparison(champion_scores, result,
+                                                          site.timezone)
+        tolerance = config.promotion_tolerance
+        if old_version is not None and keep is None and same_configuration(
+                client, name, str(old_version), config):
+            tolerance = RETRAIN_GUARD
+            window = f"{window}; a retrain of its configuration on newer data"
+        alias, reason = promote(client, name, version, "mean_pinball", new, old, old_version,
+                                window, keep, tolerance)
         log.info("%s v%s -> %s (%s)", name, version, alias, reason)
         return {"name": name, "version": version, "alias": alias, "reason": reason,
                 "run_id": run.info.run_id, "metrics": result.metrics,
@@ -237,7 +243,23 @@ def log_and_register(client, data: SiteData, result: TrainResult, config: Traini
                 "scoring_fit_seconds": result.scoring_fit_seconds}
 
 
-def _comparison(champion_scores: dict | None, result: TrainResult) -> tuple:
+# a retrain of the champion's own configuration on newer data replaces it unless it scores
+# this share worse on the comparison days: the champion there had the fresher readings (its
+# final fit reaches past the challenger's scoring fit), so a like-for-like retrain would
+# otherwise stay challenger on that head start; the guard still stops a retrain broken by
+# bad recent data
+RETRAIN_GUARD = 0.25
+
+
+def same_configuration(client, name: str, version: str, config: TrainingConfig) -> bool:
+    """Whether champion ``version`` was trained with ``config`` (its run's parameters)."""
+    run_id = client.get_model_version(name, version).run_id
+    params = client.get_run(run_id).data.params if run_id else {}
+    mine = {k: str(v) for k, v in config.model_dump().items() if k != "log_plots"}
+    return all(params.get(k) == v for k, v in mine.items())
+
+
+def _comparison(champion_scores: dict | None, result: TrainResult, timezone: str) -> tuple:
     """``promote``'s (new, old, old_version, window, keep_reason) from ``score_champion``."""
     if champion_scores is None:
         return result.metrics.get("mean_pinball", np.inf), None, None, "", None
@@ -247,9 +269,9 @@ def _comparison(champion_scores: dict | None, result: TrainResult) -> tuple:
                 champion_scores["version"], "",
                 (f"no held-out day after champion v{champion_scores['version']}'s training "
                  "end: the retrain brings no reading it had not seen"))
-    start = champion_scores["comparison_start"].tz_convert(result.holdout_start.tz)
-    window = (f"the {days} held-out days from {start:%Y-%m-%d %H:%M %Z} the champion was "
-              "not trained on")
+    start = champion_scores["comparison_start"].tz_convert(timezone)
+    window = (f"the {days} held-out days from {start:%Y-%m-%d %H:%M} ({timezone}) the "
+              "champion was not trained on")
     return (champion_scores["challenger"].get("mean_pinball", np.inf),
             champion_scores["mean_pinball"], champion_scores["version"], window, None)
 

@@ -172,3 +172,38 @@ def test_promotion_tolerance_lets_a_fresher_retrain_win_a_near_tie(mlflow_uri):
                                     "w", tolerance=0.01)
             assert alias == "challenger" and "tolerance 1%" in reason
         assert str(client.get_model_version_by_alias("load-tie", "champion").version) == "2"
+
+
+def test_the_champion_is_compared_only_on_days_it_was_not_trained_on(portfolio_dir,
+                                                                     mlflow_uri):
+    """A retrain a few days later is compared with the champion on the held-out days after
+    the champion's training end (the champion scored in sample would favour it); the same
+    configuration on newer data replaces it unless more than RETRAIN_GUARD worse there; a
+    retrain that brings no new reading leaves the champion without a comparison."""
+    portfolio = read_portfolio(portfolio_dir)
+    config = TrainingConfig(n_estimators=20, holdout_days=5, calibration_days=0,
+                            log_plots=False)
+    first = train_site(portfolio, "load_x", config, train_end="2024-03-28T00:00:00+08:00")
+    assert first["alias"] == "champion"
+    later = train_site(portfolio, "load_x", config, train_end="2024-03-30T00:00:00+08:00")
+    # held out 25-29 March; the champion saw readings to 27 March 23:45: compared on 28-29
+    assert "the 2 held-out days from 2024-03-28 00:00" in later["reason"], later["reason"]
+    assert "a retrain of its configuration on newer data (tolerance 25%)" in later["reason"]
+    client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    metrics = client.get_run(later["run_id"]).data.metrics
+    assert metrics["comparison_days"] == 2
+    assert metrics["challenger_comparison_n"] == metrics["champion_holdout_n"] == 2 * 96
+    champion = str(client.get_model_version_by_alias("load-load_x", "champion").version)
+    again = train_site(portfolio, "load_x", config, train_end="2024-03-30T00:00:00+08:00")
+    assert again["alias"] == "challenger" and "no held-out day after champion" in again["reason"]
+    assert str(client.get_model_version_by_alias("load-load_x", "champion").version) == champion
+
+
+def test_a_changed_configuration_is_held_to_the_promotion_tolerance(portfolio_dir, mlflow_uri):
+    portfolio = read_portfolio(portfolio_dir)
+    config = TrainingConfig(n_estimators=20, holdout_days=5, calibration_days=0,
+                            log_plots=False)
+    train_site(portfolio, "load_x", config, train_end="2024-03-28T00:00:00+08:00")
+    other = train_site(portfolio, "load_x", config.model_copy(update={"n_estimators": 21}),
+                       train_end="2024-03-30T00:00:00+08:00")
+    assert "(tolerance 1%)" in other["reason"] and "retrain of its" not in other["reason"]

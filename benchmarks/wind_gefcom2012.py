@@ -9,7 +9,11 @@ fit on all history before ``T``, MLflow run, registry, champion/challenger) ever
 registered then. A window is forecast from what was known at its first hour: the measured
 power up to the window (GEFCom's 48-h holes) and the latest ECMWF forecast issued by then
 (00 or 12 UTC; issued every 12 h for 48 h). Unlike the competition, no data after a window
-is ever used. A retrained model that does not beat the champion on its held-out days stays
+is ever used. Each farm is trained with the region's speed forecasts (all 7 farms' ECMWF 10 m
+speed of the same issue) as extra weather columns (``REGIONAL_CONFIG``, what ``vpp train
+--extra-weather-columns wf1_wind_speed_10m_mps,...`` does on the adapter's portfolio); the
+winners used such inter-farm dependencies. ``--own-nwp-only`` gives each farm its own NWP
+alone. A retrained model that does not beat the champion on its held-out days stays
 challenger and the older champion keeps serving (the product's behaviour; counted).
 
 Scored: RMSE on normalised power, per farm and overall, against the organisers' persistence
@@ -18,7 +22,7 @@ the 99 forecast percentiles (RMSE is minimised by the mean, not the median); the
 RMSE is shown beside it. Farms run in parallel worker processes (``--workers``), each with
 its own temporary model store and each LightGBM model on one thread.
 
-``python -m benchmarks.wind_gefcom2012 [--farms 1,2] [--retrain-days 28]``
+``python -m benchmarks.wind_gefcom2012 [--farms 1,2] [--retrain-days 28] [--own-nwp-only]``
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ from forecasting.portfolio import read_portfolio
 from pipelines.config import TrainingConfig
 from pipelines.evaluation import Schedule
 
+# Every farm's 10 m speed forecast as extra weather columns (the adapter's regional tables).
+REGIONAL_CONFIG = TrainingConfig(extra_weather_columns=gw.REGIONAL_COLUMNS)
+
 
 def schedule(root=None) -> Schedule:
     """The 156 scored windows, each issued at its first interval start (UTC)."""
@@ -56,10 +63,11 @@ def schedule(root=None) -> Schedule:
 def _farm(args) -> dict:
     """One farm through the product path (a worker process: one LightGBM thread each)."""
     farm, retrain_days, root, config = args
+    regional = bool(config.extra_weather_columns)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     sched = schedule(root)
     ends = train_ends_for(sched, sched.issues[0], retrain_days)
-    with portfolio_dir(gw.frames(root, (farm,))) as directory:
+    with portfolio_dir(gw.frames(root, (farm,), regional=regional)) as directory:
         out = run_product(read_portfolio(directory), gw.site_id(farm), sched, ends, config,
                           PERCENTILES)
     fc = out.forecasts.set_index("timestamp")
@@ -81,9 +89,12 @@ def _farm(args) -> dict:
 
 
 def run(farms=gw.FARMS, retrain_days: float | None = 28, root=None, workers: int = 2,
-        verbose: bool = True, config: TrainingConfig | None = None) -> dict:
+        verbose: bool = True, config: TrainingConfig | None = None,
+        regional: bool = True) -> dict:
+    """``regional``: each farm also gets the region's speed forecasts (``REGIONAL_CONFIG``)."""
     t_start = time.perf_counter()
-    jobs = [(f, retrain_days, root, config or TrainingConfig()) for f in farms]
+    config = config or (REGIONAL_CONFIG if regional else TrainingConfig())
+    jobs = [(f, retrain_days, root, config) for f in farms]
     rows = []
 
     def done(row: dict) -> None:
@@ -146,9 +157,12 @@ def main() -> None:
     parser.add_argument("--retrain-days", type=float, default=28,
                         help="days between trainings (0: train once at the first window)")
     parser.add_argument("--workers", type=int, default=2, help="farm processes in parallel")
+    parser.add_argument("--own-nwp-only", action="store_true",
+                        help="each farm's own NWP alone (default: also the speed forecasts "
+                             "of all 7 farms as extra weather columns)")
     args = parser.parse_args()
     report(run(tuple(int(f) for f in args.farms.split(",")), args.retrain_days or None,
-               workers=args.workers))
+               workers=args.workers, regional=not args.own_nwp_only))
 
 
 if __name__ == "__main__":

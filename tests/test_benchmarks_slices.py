@@ -115,6 +115,36 @@ def test_gefcom2012_wind_slice_first_windows(shared_data, tmp_path):
     assert rmse < rmse_persistence
 
 
+def test_gefcom2012_wind_regional_columns(shared_data, tmp_path):
+    """Each farm's extra columns are the region's speed forecasts of the same ECMWF issue, and
+    the features read them (the benchmark's ``--regional`` protocol)."""
+    own = gefcom2012_wind.frames(shared_data, farms=(1, 2))["weather"]
+    reg = gefcom2012_wind.frames(shared_data, farms=(1, 2), regional=True)["weather"]
+    assert len(reg) == len(own)
+    assert set(gefcom2012_wind.REGIONAL_COLUMNS) <= set(reg.columns)
+    key = ["timestamp", "issue_time"]
+    wf1 = reg[reg["site_id"] == "wf1"].set_index(key)
+    wf2 = reg[reg["site_id"] == "wf2"].set_index(key)
+    np.testing.assert_array_equal(wf1["wf1_wind_speed_10m_mps"], wf1["wind_speed_10m_mps"])
+    both = wf1.index.intersection(wf2.index)
+    assert len(both) > 10_000
+    np.testing.assert_array_equal(wf2.loc[both, "wf1_wind_speed_10m_mps"],
+                                  wf1.loc[both, "wind_speed_10m_mps"])
+    assert not np.array_equal(wf2.loc[both, "wf1_wind_speed_10m_mps"],
+                              wf2.loc[both, "wind_speed_10m_mps"])
+    frames = gefcom2012_wind.frames(shared_data, farms=(2,), regional=True)
+    data = read_portfolio(write_portfolio(frames, tmp_path / "portfolio")).site_data("wf2")
+    targets = pd.date_range("2011-01-01 01:00", periods=48, freq="h", tz="UTC")
+    issues = pd.DatetimeIndex([pd.Timestamp("2011-01-01 00:00", tz="UTC")] * 48)
+    spec = FeatureSpec(extra_weather_columns=gefcom2012_wind.REGIONAL_COLUMNS)
+    X = build_features(data, targets, issues, spec)
+    wf7 = [c for c in X.columns if "wf7_wind_speed_10m_mps" in c]
+    assert wf7 and X[wf7[0]].notna().all()
+    expected = (frames["weather"].set_index(key)["wf7_wind_speed_10m_mps"]
+                .reindex(pd.MultiIndex.from_arrays([targets, issues])).to_numpy())
+    np.testing.assert_allclose(X[wf7[0]].to_numpy(), expected)
+
+
 def _cli(*args: str) -> None:
     res = CliRunner().invoke(app, list(args))
     assert res.exit_code == 0, res.output

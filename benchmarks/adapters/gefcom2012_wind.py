@@ -23,6 +23,10 @@ Choices made here:
 - **Scored windows**: each 48-h block of ``test.csv``; the power before the block is known
   (GEFCom left 48-h holes in the measurements), so a window is issued at its first interval
   start with the latest NWP issued by then.
+- **Regional NWP** (``frames(..., regional=True)``): the 10 m speed forecast of every farm of
+  the region (the same ECMWF issue) beside each farm's own, as extra weather columns
+  ``REGIONAL_COLUMNS`` (``wf1_wind_speed_10m_mps`` .. ``wf7_...``). What a site would get from
+  a gridded NWP around it; the winners' "inter-wind farms dependencies" (SOURCE.txt).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ PUBLISHED_RMSE = {
     "MZ (3rd)": (0.141, 0.151, 0.174, 0.145, 0.167, 0.141, 0.145),
     "persistence": (0.302, 0.338, 0.373, 0.364, 0.388, 0.341, 0.361),
 }
+# The region's 10 m speed forecasts as extra weather columns (frames(..., regional=True)).
+REGIONAL_COLUMNS = tuple(f"wf{f}_wind_speed_10m_mps" for f in FARMS)
 
 
 def site_id(farm: int) -> str:
@@ -57,7 +63,26 @@ def _folder(root=None):
     return dataset_dir(NAME, root, probe="wind/windpowermeasurements.csv") / "wind"
 
 
-def frames(root=None, farms=FARMS) -> dict[str, pd.DataFrame]:
+def _forecasts(folder, farm: int) -> pd.DataFrame:
+    fc = pd.read_csv(folder / f"windforecasts_wf{farm}.csv.gz")
+    issue = _stamps(fc["date"])
+    return pd.DataFrame({
+        "timestamp": issue + pd.to_timedelta(fc["hors"].to_numpy(), unit="h"),
+        "issue_time": issue,
+        "wind_speed_10m_mps": fc["ws"].to_numpy(float),
+        "wind_dir_10m_deg": np.mod(fc["wd"].to_numpy(float) + 180.0, 360.0),
+    })
+
+
+def _regional(folder) -> pd.DataFrame:
+    """Every farm's speed forecast per (timestamp, issue_time), columns ``REGIONAL_COLUMNS``."""
+    parts = [_forecasts(folder, f).set_index(["timestamp", "issue_time"])["wind_speed_10m_mps"]
+             .rename(col) for f, col in zip(FARMS, REGIONAL_COLUMNS, strict=True)]
+    return pd.concat(parts, axis=1)
+
+
+def frames(root=None, farms=FARMS, regional: bool = False) -> dict[str, pd.DataFrame]:
+    """The portfolio tables of ``farms``; ``regional`` adds the region's speed forecasts."""
     folder = _folder(root)
     power = pd.read_csv(folder / "windpowermeasurements.csv")
     ts = _stamps(power["date"])
@@ -66,17 +91,13 @@ def frames(root=None, farms=FARMS) -> dict[str, pd.DataFrame]:
     meas = pd.concat([pd.DataFrame({"site_id": site_id(f), "timestamp": ts,
                                     "wind_power_kw": power[f"wp{f}"].to_numpy(float)})
                       for f in farms], ignore_index=True)
+    region = _regional(folder) if regional else None
     weather = []
     for f in farms:
-        fc = pd.read_csv(folder / f"windforecasts_wf{f}.csv.gz")
-        issue = _stamps(fc["date"])
-        weather.append(pd.DataFrame({
-            "site_id": site_id(f),
-            "timestamp": issue + pd.to_timedelta(fc["hors"].to_numpy(), unit="h"),
-            "issue_time": issue,
-            "wind_speed_10m_mps": fc["ws"].to_numpy(float),
-            "wind_dir_10m_deg": np.mod(fc["wd"].to_numpy(float) + 180.0, 360.0),
-        }))
+        own = _forecasts(folder, f)
+        if region is not None:
+            own = own.join(region, on=["timestamp", "issue_time"])
+        weather.append(own.assign(site_id=site_id(f)))
     return {"sites": sites, "measurements": meas,
             "weather": pd.concat(weather, ignore_index=True)}
 
@@ -103,5 +124,5 @@ def windows(root=None) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
                                                                                strict=True)]
 
 
-if __name__ == "__main__":
-    cli(NAME, frames)
+if __name__ == "__main__":  # with the regional columns (vpp train --extra-weather-columns)
+    cli(NAME, lambda root: frames(root, regional=True))

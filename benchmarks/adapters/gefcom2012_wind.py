@@ -48,6 +48,8 @@ PUBLISHED_RMSE = {
 }
 # The region's 10 m speed forecasts as extra weather columns (frames(..., regional=True)).
 REGIONAL_COLUMNS = tuple(f"wf{f}_wind_speed_10m_mps" for f in FARMS)
+REGIONAL_DIRECTION_COLUMNS = tuple(f"wf{f}_wind_dir_10m_deg" for f in FARMS)
+REGIONAL_MEAN_COLUMN = "region_mean_wind_speed_10m_mps"
 
 
 def site_id(farm: int) -> str:
@@ -75,10 +77,17 @@ def _forecasts(folder, farm: int) -> pd.DataFrame:
 
 
 def _regional(folder) -> pd.DataFrame:
-    """Every farm's speed forecast per (timestamp, issue_time), columns ``REGIONAL_COLUMNS``."""
-    parts = [_forecasts(folder, f).set_index(["timestamp", "issue_time"])["wind_speed_10m_mps"]
-             .rename(col) for f, col in zip(FARMS, REGIONAL_COLUMNS, strict=True)]
-    return pd.concat(parts, axis=1)
+    """Every farm's speed and direction forecasts per (timestamp, issue_time), columns
+    ``REGIONAL_COLUMNS`` and ``REGIONAL_DIRECTION_COLUMNS``."""
+    parts = []
+    for f, speed, direction in zip(FARMS, REGIONAL_COLUMNS, REGIONAL_DIRECTION_COLUMNS,
+                                   strict=True):
+        fc = _forecasts(folder, f).set_index(["timestamp", "issue_time"])
+        parts.append(fc[["wind_speed_10m_mps", "wind_dir_10m_deg"]].set_axis(
+            [speed, direction], axis=1))
+    out = pd.concat(parts, axis=1)
+    out[REGIONAL_MEAN_COLUMN] = out[list(REGIONAL_COLUMNS)].mean(axis=1, skipna=False)
+    return out
 
 
 def frames(root=None, farms=FARMS, regional: bool = False) -> dict[str, pd.DataFrame]:

@@ -117,7 +117,7 @@ def test_gefcom2012_wind_slice_first_windows(shared_data, tmp_path):
 
 def test_gefcom2012_wind_regional_columns(shared_data, tmp_path):
     """Each farm's extra columns are the region's speed forecasts of the same ECMWF issue, and
-    the features read them (the benchmark's ``--regional`` protocol)."""
+    the features read them (the wind benchmark's default protocol)."""
     own = gefcom2012_wind.frames(shared_data, farms=(1, 2))["weather"]
     reg = gefcom2012_wind.frames(shared_data, farms=(1, 2), regional=True)["weather"]
     assert len(reg) == len(own)

@@ -76,22 +76,21 @@ def _forecasts(folder, farm: int) -> pd.DataFrame:
     })
 
 
-def _regional(folder) -> pd.DataFrame:
-    """Every farm's speed and direction forecasts per (timestamp, issue_time), columns
-    ``REGIONAL_COLUMNS`` and ``REGIONAL_DIRECTION_COLUMNS``."""
-    parts = []
-    for f, speed, direction in zip(FARMS, REGIONAL_COLUMNS, REGIONAL_DIRECTION_COLUMNS,
-                                   strict=True):
-        fc = _forecasts(folder, f).set_index(["timestamp", "issue_time"])
-        parts.append(fc[["wind_speed_10m_mps", "wind_dir_10m_deg"]].set_axis(
-            [speed, direction], axis=1))
+def _regional(forecasts: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """Every farm's speed and direction forecasts per (timestamp, issue_time) and the
+    region's mean speed: ``REGIONAL_COLUMNS``, ``REGIONAL_DIRECTION_COLUMNS``,
+    ``REGIONAL_MEAN_COLUMN``. ``forecasts``: ``_forecasts`` of every farm."""
+    parts = [forecasts[f].set_index(["timestamp", "issue_time"])[
+                 ["wind_speed_10m_mps", "wind_dir_10m_deg"]].set_axis([speed, direction], axis=1)
+             for f, speed, direction in zip(FARMS, REGIONAL_COLUMNS, REGIONAL_DIRECTION_COLUMNS,
+                                            strict=True)]
     out = pd.concat(parts, axis=1)
     out[REGIONAL_MEAN_COLUMN] = out[list(REGIONAL_COLUMNS)].mean(axis=1, skipna=False)
     return out
 
 
 def frames(root=None, farms=FARMS, regional: bool = False) -> dict[str, pd.DataFrame]:
-    """The portfolio tables of ``farms``; ``regional`` adds the region's speed forecasts."""
+    """The portfolio tables of ``farms``; ``regional`` adds the region's forecasts."""
     folder = _folder(root)
     power = pd.read_csv(folder / "windpowermeasurements.csv")
     ts = _stamps(power["date"])
@@ -100,10 +99,11 @@ def frames(root=None, farms=FARMS, regional: bool = False) -> dict[str, pd.DataF
     meas = pd.concat([pd.DataFrame({"site_id": site_id(f), "timestamp": ts,
                                     "wind_power_kw": power[f"wp{f}"].to_numpy(float)})
                       for f in farms], ignore_index=True)
-    region = _regional(folder) if regional else None
+    forecasts = {f: _forecasts(folder, f) for f in (FARMS if regional else farms)}
+    region = _regional(forecasts) if regional else None
     weather = []
     for f in farms:
-        own = _forecasts(folder, f)
+        own = forecasts[f]
         if region is not None:
             own = own.join(region, on=["timestamp", "issue_time"])
         weather.append(own.assign(site_id=site_id(f)))
